@@ -1,0 +1,30 @@
+//! redmux: a Redis-protocol smart proxy for Sentinel-managed master/replica groups.
+//!
+//! # Layout
+//! The path of one request, and the module that owns each step:
+//! - [`worker`]: one OS thread per `worker_threads`, each with its own single-threaded
+//!   runtime and its own SO_REUSEPORT listener; a worker owns its sessions and links.
+//! - [`session`]: one client connection: parse, look up, check rights, route, queue the
+//!   reply slot, write replies back strictly in request order.
+//! - [`protocol`]: RESP request parsing (multibulk and inline, no copy) and reply framing.
+//! - [`command`]: the command table (class and key positions of every Redis 7 command).
+//! - [`auth`]: passwords to modes and key prefixes.
+//! - [`routing`]: key to group (hash, hash tag, distribution), group to server.
+//! - [`topology`]: the immutable snapshot of groups and servers that routing reads.
+//! - [`discovery`]: asks the Sentinels and publishes new topology snapshots.
+//! - [`backend`]: one pipelined connection to a server (a link), replies matched FIFO.
+//! - [`config`]: TOML and predixy-style files into one typed [`config::Config`].
+//! - [`metrics`] and [`admin`]: counters, `/metrics`, INFO and the proxy's own commands.
+
+pub mod admin;
+pub mod auth;
+pub mod backend;
+pub mod command;
+pub mod config;
+pub mod discovery;
+pub mod metrics;
+pub mod protocol;
+pub mod routing;
+pub mod session;
+pub mod topology;
+pub mod worker;
