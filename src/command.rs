@@ -30,7 +30,10 @@ pub enum BeginSearch {
     Index(u16),
     /// After the first (or, with a negative start, last) argument equal to the keyword,
     /// searching from `start_from`.
-    Keyword { keyword: &'static str, start_from: i16 },
+    Keyword {
+        keyword: &'static str,
+        start_from: i16,
+    },
 }
 
 /// How keys are found from the begin point (Redis 7 key spec `find_keys`).
@@ -38,9 +41,17 @@ pub enum BeginSearch {
 pub enum FindKeys {
     /// `last_key` relative to the begin (negative counts from the end), every `key_step`;
     /// `limit` > 1 means "stop at 1/limit of the remaining arguments".
-    Range { last_key: i16, key_step: u16, limit: u16 },
+    Range {
+        last_key: i16,
+        key_step: u16,
+        limit: u16,
+    },
     /// The number of keys is at `key_num_idx` (relative to begin); keys start at `first_key`.
-    KeyNum { key_num_idx: u16, first_key: u16, key_step: u16 },
+    KeyNum {
+        key_num_idx: u16,
+        first_key: u16,
+        key_step: u16,
+    },
 }
 
 /// One Redis 7 key spec.

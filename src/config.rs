@@ -203,6 +203,14 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
+    /// Bytes of unwritten replies after which a normal client is dropped: twice the
+    /// largest value, so any single reply fits.
+    pub fn client_output_limit(&self) -> usize {
+        self.proto_max_bulk_len
+            .saturating_mul(2)
+            .max(64 * 1024 * 1024)
+    }
+
     /// Loads a config file: `*.toml` as redmux TOML, anything else as predixy-style.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {

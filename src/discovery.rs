@@ -1,1 +1,431 @@
-//! discovery (to be written)
+//! Discovery: asks the Sentinels which server is each group's master and which replicas
+//! may serve reads, and publishes a new topology snapshot when that changes.
+//!
+//! It polls every Sentinel each `refresh_interval` and follows what the majority of the
+//! Sentinels that answered report, so one stale Sentinel never moves traffic. It also
+//! subscribes to every Sentinel's events, so a failover (`+switch-master`) or a server
+//! going down or up is followed at once rather than at the next poll. It runs on its own
+//! thread and never touches a backend link: workers pick the new snapshot up themselves.
+
+use crate::backend::read_replies;
+use crate::config::SentinelPoolConfig;
+use crate::protocol::{encode_request, Value};
+use crate::topology::{Group, Replica, Role, ServerAddr, Topology, TopologyCell};
+use bytes::BytesMut;
+use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// How long one Sentinel may take to answer a refresh.
+const SENTINEL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause before re-subscribing to a Sentinel whose connection broke.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+
+/// What one Sentinel reported about one group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct GroupReport {
+    master: Option<String>,
+    replicas: Vec<String>,
+}
+
+/// Starts discovery on its own thread.
+pub fn spawn(pool: SentinelPoolConfig, cell: Arc<TopologyCell>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("redmux-discovery".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "discovery runtime failed to start");
+                    return;
+                }
+            };
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, Discovery::new(pool, cell).run());
+        })?;
+    Ok(())
+}
+
+struct Discovery {
+    pool: SentinelPoolConfig,
+    cell: Arc<TopologyCell>,
+    /// Configured Sentinels plus those learned from `SENTINEL sentinels`.
+    sentinels: std::cell::RefCell<Vec<String>>,
+    subscribed: std::cell::RefCell<HashSet<String>>,
+    refresh_now: Notify,
+}
+
+impl Discovery {
+    fn new(pool: SentinelPoolConfig, cell: Arc<TopologyCell>) -> Rc<Discovery> {
+        Rc::new(Discovery {
+            sentinels: std::cell::RefCell::new(pool.sentinels.clone()),
+            subscribed: std::cell::RefCell::new(HashSet::new()),
+            pool,
+            cell,
+            refresh_now: Notify::new(),
+        })
+    }
+
+    async fn run(self: Rc<Self>) {
+        loop {
+            self.ensure_subscriptions();
+            self.refresh().await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.pool.refresh_interval.max(Duration::from_millis(100))) => {}
+                _ = self.refresh_now.notified() => {}
+            }
+        }
+    }
+
+    fn ensure_subscriptions(self: &Rc<Self>) {
+        let sentinels = self.sentinels.borrow().clone();
+        for s in sentinels {
+            if self.subscribed.borrow_mut().insert(s.clone()) {
+                let me = self.clone();
+                tokio::task::spawn_local(async move { me.subscribe_loop(s).await });
+            }
+        }
+    }
+
+    /// Asks every Sentinel at once and publishes what the majority says.
+    async fn refresh(self: &Rc<Self>) {
+        let sentinels = self.sentinels.borrow().clone();
+        let mut tasks = Vec::new();
+        for s in &sentinels {
+            let pool = self.pool.clone();
+            let addr = s.clone();
+            tasks.push(tokio::task::spawn_local(async move {
+                tokio::time::timeout(SENTINEL_TIMEOUT * 2, query_sentinel(&pool, &addr))
+                    .await
+                    .unwrap_or_else(|_| Err("timed out".into()))
+            }));
+        }
+        let mut reports = Vec::new();
+        for (task, addr) in tasks.into_iter().zip(&sentinels) {
+            match task.await {
+                Ok(Ok((groups, peers))) => {
+                    reports.push(groups);
+                    self.learn_sentinels(peers);
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(sentinel = %addr, error = %e, "sentinel did not answer")
+                }
+                Err(_) => {}
+            }
+        }
+        if reports.is_empty() {
+            tracing::debug!("no sentinel answered");
+            return;
+        }
+        let current = self.cell.load();
+        let next = self.build(&current, &reports);
+        if next.groups != current.groups {
+            log_changes(&current, &next);
+            self.cell.publish(next);
+        }
+    }
+
+    fn learn_sentinels(&self, peers: Vec<String>) {
+        let mut list = self.sentinels.borrow_mut();
+        for p in peers {
+            if !list.contains(&p) {
+                tracing::info!(sentinel = %p, "learned a sentinel");
+                list.push(p);
+            }
+        }
+    }
+
+    /// Builds the next snapshot: per group, the master most Sentinels name (ties keep the
+    /// current master), and the replicas a Sentinel agreeing on that master reports.
+    fn build(&self, current: &Topology, reports: &[Vec<GroupReport>]) -> Topology {
+        let mut next = current.clone();
+        for (gi, group) in next.groups.iter_mut().enumerate() {
+            let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+            for r in reports {
+                if let Some(m) = r.get(gi).and_then(|g| g.master.as_deref()) {
+                    *votes.entry(m).or_default() += 1;
+                }
+            }
+            let best = votes.values().copied().max().unwrap_or(0);
+            if best == 0 {
+                continue;
+            }
+            let cur = group.master.as_deref();
+            let winner = match cur {
+                Some(c) if votes.get(c) == Some(&best) => c.to_string(),
+                _ => match votes.iter().find(|(_, &v)| v == best) {
+                    Some((m, _)) => m.to_string(),
+                    None => continue,
+                },
+            };
+            let replicas = reports
+                .iter()
+                .filter_map(|r| r.get(gi))
+                .find(|g| g.master.as_deref() == Some(winner.as_str()))
+                .map(|g| g.replicas.clone())
+                .unwrap_or_default();
+            set_group(group, &winner, &replicas, &self.pool.groups[gi].servers);
+        }
+        next
+    }
+
+    /// Subscribes to one Sentinel's events; reconnects until the process ends.
+    async fn subscribe_loop(self: Rc<Self>, addr: String) {
+        loop {
+            match self.subscribe_once(&addr).await {
+                Ok(()) => {}
+                Err(e) => tracing::debug!(sentinel = %addr, error = %e, "sentinel events lost"),
+            }
+            tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+        }
+    }
+
+    async fn subscribe_once(&self, addr: &str) -> Result<(), String> {
+        let mut stream = connect_sentinel(&self.pool, addr).await?;
+        let mut req = BytesMut::new();
+        encode_request(&mut req, &[b"PSUBSCRIBE", b"*"]);
+        stream.write_all(&req).await.map_err(|e| e.to_string())?;
+        read_replies(&mut stream, 1).await?;
+        tracing::debug!(sentinel = %addr, "subscribed to sentinel events");
+        // Refresh now: whatever happened while we were not subscribed is picked up.
+        self.refresh_now.notify_one();
+        let mut buf = BytesMut::with_capacity(4096);
+        let mut scanner = crate::protocol::ReplyScanner::new();
+        loop {
+            while let Some(len) = scanner.scan(&buf).map_err(|e| e.to_string())? {
+                let frame = buf.split_to(len).freeze();
+                if let Ok(Value::Array(items)) = Value::parse(&frame) {
+                    self.on_event(&items);
+                }
+            }
+            let n = stream.read_buf(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed".into());
+            }
+        }
+    }
+
+    /// One `pmessage` from a Sentinel.
+    fn on_event(&self, items: &[Value]) {
+        let (Some(channel), Some(payload)) = (
+            items.get(2).and_then(Value::as_text),
+            items.get(3).and_then(Value::as_text),
+        ) else {
+            return;
+        };
+        match channel.as_str() {
+            "+switch-master" => {
+                // <name> <old ip> <old port> <new ip> <new port>
+                let parts: Vec<&str> = payload.split(' ').collect();
+                if parts.len() == 5 {
+                    let new_master = format!("{}:{}", parts[3], parts[4]);
+                    tracing::info!(group = parts[0], master = %new_master, "sentinel announced a new master");
+                    self.switch_master(parts[0], &new_master);
+                }
+                self.refresh_now.notify_one();
+            }
+            "+sdown" | "-sdown" | "+odown" | "-odown" | "+slave" | "+reboot" | "+role-change"
+            | "-role-change" | "+convert-to-slave" | "+promoted-slave" | "+failover-end"
+            | "+sentinel" | "+slave-reconf-done" | "-dup-sentinel" | "+reset-master" => {
+                self.refresh_now.notify_one();
+            }
+            _ => {}
+        }
+    }
+
+    /// Moves a group's master at once, without waiting for the next poll.
+    fn switch_master(&self, name: &str, addr: &str) {
+        let current = self.cell.load();
+        let Some(gi) = current.groups.iter().position(|g| g.name == name) else {
+            return;
+        };
+        if current.groups[gi].master.as_deref() == Some(addr) {
+            return;
+        }
+        let mut next = (*current).clone();
+        let group = &mut next.groups[gi];
+        let replicas: Vec<String> = group
+            .replicas
+            .iter()
+            .filter(|r| r.role == Role::DynamicReplica && &*r.addr != addr)
+            .map(|r| r.addr.to_string())
+            .collect();
+        set_group(group, addr, &replicas, &self.pool.groups[gi].servers);
+        log_changes(&current, &next);
+        self.cell.publish(next);
+    }
+}
+
+/// Sets a group's master and replicas (dynamic from Sentinel, static from the config).
+fn set_group(group: &mut Group, master: &str, dynamic: &[String], statics: &[String]) {
+    if group.master.as_deref() != Some(master) {
+        group.master = Some(ServerAddr::from(master));
+    }
+    let mut replicas: Vec<Replica> = statics
+        .iter()
+        .filter(|s| s.as_str() != master)
+        .map(|s| Replica {
+            addr: reuse_addr(group, s),
+            role: Role::StaticReplica,
+        })
+        .collect();
+    for d in dynamic {
+        if d != master && !statics.contains(d) {
+            replicas.push(Replica {
+                addr: reuse_addr(group, d),
+                role: Role::DynamicReplica,
+            });
+        }
+    }
+    group.replicas = replicas;
+}
+
+/// Keeps the same shared address string for a server already known (cheap comparisons).
+fn reuse_addr(group: &Group, addr: &str) -> ServerAddr {
+    group
+        .replicas
+        .iter()
+        .find(|r| &*r.addr == addr)
+        .map(|r| r.addr.clone())
+        .unwrap_or_else(|| ServerAddr::from(addr))
+}
+
+fn log_changes(old: &Topology, new: &Topology) {
+    for (o, n) in old.groups.iter().zip(&new.groups) {
+        if o.master != n.master {
+            tracing::info!(
+                group = %n.name,
+                old = o.master.as_deref().unwrap_or("none"),
+                new = n.master.as_deref().unwrap_or("none"),
+                "master changed"
+            );
+        }
+        let before: HashSet<&str> = o.replicas.iter().map(|r| &*r.addr).collect();
+        let after: HashSet<&str> = n.replicas.iter().map(|r| &*r.addr).collect();
+        for added in after.difference(&before) {
+            tracing::info!(group = %n.name, server = %added, "replica up");
+        }
+        for removed in before.difference(&after) {
+            tracing::info!(group = %n.name, server = %removed, "replica down or removed");
+        }
+    }
+}
+
+/// Connects to a Sentinel and authenticates when a Sentinel password is set.
+async fn connect_sentinel(pool: &SentinelPoolConfig, addr: &str) -> Result<TcpStream, String> {
+    let mut stream = tokio::time::timeout(SENTINEL_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    if let Some(pw) = &pool.sentinel_password {
+        let mut req = BytesMut::new();
+        match &pool.sentinel_user {
+            Some(u) => encode_request(&mut req, &[b"AUTH", u.as_bytes(), pw.as_bytes()]),
+            None => encode_request(&mut req, &[b"AUTH", pw.as_bytes()]),
+        }
+        stream.write_all(&req).await.map_err(|e| e.to_string())?;
+        let reply = read_replies(&mut stream, 1).await?;
+        if reply[0].first() == Some(&b'-') {
+            return Err(format!(
+                "sentinel refused the password: {}",
+                String::from_utf8_lossy(&reply[0]).trim_end()
+            ));
+        }
+    }
+    Ok(stream)
+}
+
+/// Asks one Sentinel about every group: master, usable replicas, and its peers.
+async fn query_sentinel(
+    pool: &SentinelPoolConfig,
+    addr: &str,
+) -> Result<(Vec<GroupReport>, Vec<String>), String> {
+    let mut stream = connect_sentinel(pool, addr).await?;
+    let mut req = BytesMut::new();
+    for g in &pool.groups {
+        let name = g.name.as_bytes();
+        encode_request(&mut req, &[b"SENTINEL", b"get-master-addr-by-name", name]);
+        encode_request(&mut req, &[b"SENTINEL", b"replicas", name]);
+        encode_request(&mut req, &[b"SENTINEL", b"sentinels", name]);
+    }
+    stream.write_all(&req).await.map_err(|e| e.to_string())?;
+    let replies = read_replies(&mut stream, pool.groups.len() * 3).await?;
+    let mut groups = Vec::new();
+    let mut peers = Vec::new();
+    for chunk in replies.chunks(3) {
+        let master = Value::parse(&chunk[0]).ok().and_then(|v| match v {
+            Value::Array(items) if items.len() == 2 => {
+                Some(format!("{}:{}", items[0].as_text()?, items[1].as_text()?))
+            }
+            _ => None,
+        });
+        let replicas = Value::parse(&chunk[1])
+            .map(|v| usable_replicas(&v))
+            .unwrap_or_default();
+        if let Ok(v) = Value::parse(&chunk[2]) {
+            peers.extend(instances(&v).into_iter().map(|f| f.addr));
+        }
+        groups.push(GroupReport { master, replicas });
+    }
+    Ok((groups, peers))
+}
+
+/// An instance entry of `SENTINEL replicas` / `SENTINEL sentinels`.
+struct Instance {
+    addr: String,
+    flags: String,
+    link_ok: bool,
+}
+
+fn instances(v: &Value) -> Vec<Instance> {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let fields: Vec<(String, String)> = match item {
+            Value::Array(kv) => kv
+                .chunks(2)
+                .filter_map(|p| Some((p.first()?.as_text()?, p.get(1)?.as_text()?)))
+                .collect(),
+            Value::Map(kv) => kv
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_text()?, v.as_text()?)))
+                .collect(),
+            _ => continue,
+        };
+        let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
+        let (Some(ip), Some(port)) = (get("ip"), get("port")) else {
+            continue;
+        };
+        out.push(Instance {
+            addr: format!("{ip}:{port}"),
+            flags: get("flags").unwrap_or_default(),
+            link_ok: get("master-link-status").is_none_or(|s| s == "ok"),
+        });
+    }
+    out
+}
+
+/// Replicas that may serve reads: not down, not disconnected, linked to their master.
+fn usable_replicas(v: &Value) -> Vec<String> {
+    instances(v)
+        .into_iter()
+        .filter(|i| {
+            let bad = i
+                .flags
+                .split(',')
+                .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"));
+            !bad && i.link_ok
+        })
+        .map(|i| i.addr)
+        .collect()
+}

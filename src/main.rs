@@ -1,1 +1,144 @@
-fn main() {}
+//! The `redmux` command: load the config, start discovery and the workers, drain on
+//! SIGTERM.
+
+use clap::Parser;
+use redmux::config::{Config, LogFormat};
+use redmux::topology::{Topology, TopologyCell};
+use redmux::worker::{start_workers, Proxy};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// A Redis-protocol proxy for Sentinel-managed master/replica groups.
+#[derive(Parser, Debug)]
+#[command(name = "redmux", version, about)]
+struct Cli {
+    /// Config file: `*.toml` is redmux TOML, anything else predixy-style.
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        required_unless_present = "health_check"
+    )]
+    config: Option<PathBuf>,
+    /// Validate the config and exit (0 when valid).
+    #[arg(long)]
+    check: bool,
+    /// Serve /metrics, /healthz and /readyz on this address (overrides the config).
+    #[arg(long, value_name = "ADDR")]
+    metrics_bind: Option<std::net::SocketAddr>,
+    /// GET http://ADDR/healthz and exit 0 when it answers 200 (for container health checks).
+    #[arg(long, value_name = "ADDR")]
+    health_check: Option<String>,
+}
+
+/// Exit code for a bad config (EX_CONFIG).
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(addr) = &cli.health_check {
+        return redmux::admin::health_check(addr);
+    }
+    let Some(path) = cli.config.as_ref() else {
+        return ExitCode::from(2);
+    };
+    let mut config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Some(m) = cli.metrics_bind {
+        config.metrics_bind = Some(m);
+    }
+    if cli.check {
+        println!("{}: configuration is valid", path.display());
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config);
+    tracing::info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), "config loaded");
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let names: Vec<String> = config
+        .sentinel_pool
+        .groups
+        .iter()
+        .map(|g| g.name.clone())
+        .collect();
+    let cell = Arc::new(TopologyCell::new(Topology::unknown(&names)));
+    if let Err(e) = redmux::discovery::spawn(config.sentinel_pool.clone(), cell.clone()) {
+        tracing::error!(error = %e, "cannot start discovery");
+        return ExitCode::FAILURE;
+    }
+    let bind = config.bind;
+    let workers = config.worker_threads;
+    let proxy = Arc::new(Proxy::new(config, cell));
+    if let Some(addr) = proxy.config.metrics_bind {
+        if let Err(e) = redmux::admin::serve_http(proxy.clone(), addr).await {
+            tracing::error!(%addr, error = %e, "cannot listen for metrics");
+            return ExitCode::FAILURE;
+        }
+    }
+    let handles = match start_workers(proxy.clone()) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(%bind, error = %e, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%bind, workers, "listening");
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new clients, draining requests in flight");
+    let _ = proxy.shutdown.send(true);
+    let joined = tokio::task::spawn_blocking(move || {
+        for h in handles {
+            let _ = h.join();
+        }
+    });
+    let _ = tokio::time::timeout(redmux::worker::DRAIN_GRACE * 2, joined).await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Plain => builder.init(),
+    }
+}

@@ -243,7 +243,10 @@ mod tests {
             static_replica: 50,
             dynamic_replica: 50,
         };
-        assert_eq!(&**pick_reader(&g, &master_first, 0, |_| false).unwrap(), "m:1");
+        assert_eq!(
+            &**pick_reader(&g, &master_first, 0, |_| false).unwrap(),
+            "m:1"
+        );
         let replicas_first = ReadPriorities {
             master: 10,
             static_replica: 0,

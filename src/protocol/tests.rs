@@ -40,7 +40,10 @@ fn multibulk_split_at_every_byte_gives_the_same_requests() {
     let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n*1\r\n$4\r\nPING\r\nPING x\r\n\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n";
     let whole = parse_all(input, input.len()).unwrap();
     assert_eq!(whole.len(), 4);
-    assert_eq!(whole[0], vec![b"SET".to_vec(), b"k".to_vec(), b"hello".to_vec()]);
+    assert_eq!(
+        whole[0],
+        vec![b"SET".to_vec(), b"k".to_vec(), b"hello".to_vec()]
+    );
     assert_eq!(whole[2], vec![b"PING".to_vec(), b"x".to_vec()]);
     assert_eq!(whole[3], vec![b"GET".to_vec(), b"".to_vec()]);
     for step in 1..input.len() {
@@ -75,7 +78,12 @@ fn bad_lengths_are_protocol_errors() {
         if input == b"*1\r" {
             buf.extend_from_slice(b"x");
         }
-        assert_eq!(parser.parse(&buf).as_ref(), Err(want), "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            parser.parse(&buf).as_ref(),
+            Err(want),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 }
 
@@ -106,7 +114,12 @@ fn inline_follows_redis_splitting() {
         let want: Vec<Vec<u8>> = want.iter().map(|w| w.to_vec()).collect();
         assert_eq!(got, want);
     }
-    for bad in [&b"echo \"abc"[..], b"echo 'abc", b"echo \"a\"b", b"echo 'a'b"] {
+    for bad in [
+        &b"echo \"abc"[..],
+        b"echo 'abc",
+        b"echo \"a\"b",
+        b"echo 'a'b",
+    ] {
         assert_eq!(split_inline(bad), Err(ProtocolError::UnbalancedQuotes));
     }
 }
@@ -117,7 +130,16 @@ fn integers_parse_like_redis() {
     assert_eq!(parse_i64(b"-12"), Some(-12));
     assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
     assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-    for bad in [&b""[..], b"-", b"01", b"+1", b" 1", b"1 ", b"9223372036854775808", b"1a"] {
+    for bad in [
+        &b""[..],
+        b"-",
+        b"01",
+        b"+1",
+        b" 1",
+        b"1 ",
+        b"9223372036854775808",
+        b"1a",
+    ] {
         assert_eq!(parse_i64(bad), None, "{:?}", bad);
     }
 }
@@ -149,7 +171,13 @@ fn replies_are_framed_at_every_split() {
 
 #[test]
 fn bad_replies_are_errors_not_panics() {
-    for bad in [&b"?\r\n"[..], b"$-2\r\n", b"*-2\r\n", b"$3\r\nabcd\r\n", b"+a\rb"] {
+    for bad in [
+        &b"?\r\n"[..],
+        b"$-2\r\n",
+        b"*-2\r\n",
+        b"$3\r\nabcd\r\n",
+        b"+a\rb",
+    ] {
         let mut sc = ReplyScanner::new();
         assert!(sc.scan(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
     }
@@ -162,7 +190,10 @@ fn values_decode() {
     let Value::Array(items) = v else { panic!() };
     assert_eq!(items[0].as_text().unwrap(), "127.0.0.1");
     assert_eq!(items[1].as_integer(), Some(6379));
-    assert_eq!(items[2], Value::Map(vec![(Value::Simple("a".into()), Value::Null)]));
+    assert_eq!(
+        items[2],
+        Value::Map(vec![(Value::Simple("a".into()), Value::Null)])
+    );
 }
 
 #[test]

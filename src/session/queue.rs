@@ -1,0 +1,267 @@
+//! A client's reply queue: one slot per request, filled in any order by backend links,
+//! written to the client strictly in request order.
+
+use super::merge::Merge;
+use bytes::Bytes;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use tokio::sync::Notify;
+
+enum Slot {
+    /// Waiting for a backend reply.
+    Pending,
+    /// Waiting for the parts of a split request.
+    Merge(Box<Merge>),
+    Ready(Bytes),
+    /// Replies a backend sends that no client needs (a transaction's own MULTI).
+    Discard,
+    /// Close the connection once everything before it is written.
+    Close,
+}
+
+struct ReplyQueue {
+    /// Sequence number of the front slot.
+    head: u64,
+    slots: VecDeque<Slot>,
+    /// Slots still waiting for a backend.
+    pending: usize,
+    /// Bytes of ready replies not yet written.
+    ready_bytes: usize,
+}
+
+/// The part of a session that backend links reach: its reply queue and wake-ups.
+pub struct ClientShared {
+    queue: RefCell<ReplyQueue>,
+    wake_writer: Notify,
+    wake_reader: Notify,
+    closed: Cell<bool>,
+    /// Bytes of unwritten replies after which the client is dropped (output buffer limit).
+    output_limit: Cell<usize>,
+}
+
+/// What the writer should do with what it took from the queue.
+pub enum Drained {
+    /// Write these replies, then look again.
+    Write,
+    /// Nothing ready; wait.
+    Wait,
+    /// Write these, then close the connection.
+    Close,
+}
+
+impl ClientShared {
+    pub fn new(output_limit: usize) -> ClientShared {
+        ClientShared {
+            queue: RefCell::new(ReplyQueue {
+                head: 0,
+                slots: VecDeque::new(),
+                pending: 0,
+                ready_bytes: 0,
+            }),
+            wake_writer: Notify::new(),
+            wake_reader: Notify::new(),
+            closed: Cell::new(false),
+            output_limit: Cell::new(output_limit),
+        }
+    }
+
+    pub fn set_output_limit(&self, limit: usize) {
+        self.output_limit.set(limit);
+    }
+
+    /// True once the client is gone or is being closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Marks the client gone: replies still arriving are dropped.
+    pub fn close(&self) {
+        self.closed.set(true);
+        self.wake_writer.notify_one();
+        self.wake_reader.notify_one();
+    }
+
+    /// Requests waiting for a backend.
+    pub fn pending(&self) -> usize {
+        self.queue.borrow().pending
+    }
+
+    /// Slots not yet written (pending or ready).
+    pub fn queued(&self) -> usize {
+        self.queue.borrow().slots.len()
+    }
+
+    fn push(&self, slot: Slot) -> u64 {
+        let mut q = self.queue.borrow_mut();
+        let seq = q.head + q.slots.len() as u64;
+        let at_head = q.slots.is_empty();
+        match &slot {
+            Slot::Pending | Slot::Merge(_) => q.pending += 1,
+            Slot::Ready(b) => q.ready_bytes += b.len(),
+            Slot::Discard | Slot::Close => {}
+        }
+        let wake = at_head && matches!(slot, Slot::Ready(_) | Slot::Close);
+        q.slots.push_back(slot);
+        drop(q);
+        if wake {
+            self.wake_writer.notify_one();
+        }
+        seq
+    }
+
+    /// A slot for a request sent to a backend; returns its sequence number.
+    pub fn reserve(&self) -> u64 {
+        self.push(Slot::Pending)
+    }
+
+    /// A slot for a request split into parts, merged when all have answered.
+    pub fn reserve_merge(&self, merge: Merge) -> u64 {
+        self.push(Slot::Merge(Box::new(merge)))
+    }
+
+    /// A slot whose reply will be dropped (for example the MULTI a transaction link sends).
+    pub fn reserve_discard(&self) -> u64 {
+        let seq = self.push(Slot::Pending);
+        let mut q = self.queue.borrow_mut();
+        let idx = (seq - q.head) as usize;
+        q.slots[idx] = Slot::Discard;
+        q.pending -= 1;
+        seq
+    }
+
+    /// A reply the proxy gives itself, in order after everything queued.
+    pub fn ready(&self, reply: Bytes) {
+        self.push(Slot::Ready(reply));
+        self.check_limit();
+    }
+
+    /// Close the connection after everything queued so far is written.
+    pub fn close_after(&self) {
+        self.push(Slot::Close);
+    }
+
+    /// A frame from a subscription link: appended as it comes.
+    pub fn push_unsolicited(&self, frame: Bytes) {
+        if self.closed.get() {
+            return;
+        }
+        self.ready(frame);
+    }
+
+    fn check_limit(&self) {
+        let limit = self.output_limit.get();
+        if limit > 0 && self.queue.borrow().ready_bytes > limit && !self.closed.get() {
+            tracing::info!("client closed: output buffer limit reached");
+            self.close();
+        }
+    }
+
+    /// A backend reply (or error) for slot `seq`, part `part`.
+    pub fn deliver(&self, seq: u64, part: u32, reply: Bytes) {
+        if self.closed.get() {
+            return;
+        }
+        let mut q = self.queue.borrow_mut();
+        let Some(idx) = seq.checked_sub(q.head) else {
+            return;
+        };
+        let Some(slot) = q.slots.get_mut(idx as usize) else {
+            return;
+        };
+        let done = match slot {
+            Slot::Pending => {
+                *slot = Slot::Ready(reply);
+                true
+            }
+            Slot::Merge(m) => match m.add(part, reply) {
+                Some(merged) => {
+                    *slot = Slot::Ready(merged);
+                    true
+                }
+                None => false,
+            },
+            // A Discard slot ignores its reply; Ready/Close never take one.
+            Slot::Discard | Slot::Ready(_) | Slot::Close => false,
+        };
+        if !done {
+            return;
+        }
+        if let Slot::Ready(b) = &q.slots[idx as usize] {
+            let n = b.len();
+            q.ready_bytes += n;
+        }
+        q.pending -= 1;
+        let idle = q.pending == 0;
+        drop(q);
+        if idx == 0 || self.head_is_ready() {
+            self.wake_writer.notify_one();
+        }
+        if idle {
+            self.wake_reader.notify_one();
+        }
+        self.check_limit();
+    }
+
+    fn head_is_ready(&self) -> bool {
+        matches!(
+            self.queue.borrow().slots.front(),
+            Some(Slot::Ready(_) | Slot::Close | Slot::Discard)
+        )
+    }
+
+    /// Moves the ready replies at the front of the queue into `out`.
+    pub fn drain_ready(&self, out: &mut Vec<Bytes>, max_bytes: usize) -> Drained {
+        let mut q = self.queue.borrow_mut();
+        let mut taken = 0;
+        loop {
+            match q.slots.front() {
+                Some(Slot::Ready(b)) => {
+                    if taken > 0 && taken + b.len() > max_bytes {
+                        break;
+                    }
+                    taken += b.len();
+                }
+                Some(Slot::Discard) => {}
+                Some(Slot::Close) => {
+                    q.slots.pop_front();
+                    q.head += 1;
+                    return Drained::Close;
+                }
+                _ => break,
+            }
+            if let Some(Slot::Ready(b)) = q.slots.pop_front() {
+                q.ready_bytes -= b.len();
+                out.push(b);
+            }
+            q.head += 1;
+        }
+        drop(q);
+        if !out.is_empty() {
+            self.wake_reader.notify_one();
+            Drained::Write
+        } else {
+            Drained::Wait
+        }
+    }
+
+    /// Waits until the writer should look at the queue again.
+    pub async fn writer_wait(&self) {
+        self.wake_writer.notified().await
+    }
+
+    /// Waits until every request sent so far has its reply (used before switching to
+    /// or from a dedicated link, so requests run in the client's order).
+    pub async fn wait_idle(&self) {
+        while self.pending() > 0 && !self.closed.get() {
+            self.wake_reader.notified().await;
+        }
+    }
+
+    /// Waits until fewer than `max` slots are queued (backpressure on a client that
+    /// pipelines faster than its replies are written).
+    pub async fn wait_room(&self, max: usize) {
+        while self.queued() >= max && !self.closed.get() {
+            self.wake_reader.notified().await;
+        }
+    }
+}
