@@ -5,9 +5,14 @@
 //! `conf/predixy.conf`). Both loaders report every problem they find with the file and line,
 //! what was wrong and what was expected; nothing in a file can panic the process.
 
+mod cidr;
 mod predixy;
 mod toml_format;
+mod value;
 
+pub use cidr::Cidr;
+
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -230,5 +235,388 @@ impl Config {
             path: path.to_path_buf(),
             problems,
         })
+    }
+
+    /// Checks the rules both file formats share; the problems carry line 0. The loaders
+    /// run the same checks with the lines each value came from.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        validate(self, &SourceLines::default())
+    }
+
+    /// The `allow` list as parsed blocks; entries that do not parse are skipped
+    /// (a loaded config has none).
+    pub fn allow_cidrs(&self) -> Vec<Cidr> {
+        self.allow.iter().filter_map(|a| a.parse().ok()).collect()
+    }
+}
+
+impl ConfigProblem {
+    /// A problem on `line` (0 = the file as a whole).
+    pub fn new(line: usize, message: impl Into<String>) -> ConfigProblem {
+        ConfigProblem {
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// The line each checked value came from, so shared checks can point at it; 0 = unknown
+/// or not in the file. Vectors run parallel to the lists in [`Config`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SourceLines {
+    pub worker_threads: usize,
+    pub log_level: usize,
+    pub proto_max_bulk_len: usize,
+    pub client_query_buffer_limit: usize,
+    pub allow: Vec<usize>,
+    pub authority: usize,
+    pub auth: Vec<usize>,
+    pub pool: usize,
+    /// The file has no sentinel pool at all (the loader reports that itself), so the
+    /// "no sentinels" and "no groups" checks are skipped.
+    pub missing_pool: bool,
+    pub databases: usize,
+    pub refresh_interval: usize,
+    pub sentinels: Vec<usize>,
+    pub groups: Vec<usize>,
+    pub group_servers: Vec<Vec<usize>>,
+}
+
+/// `lines[i]`, or 0 when the value did not come from a file.
+fn line_of(lines: &[usize], i: usize) -> usize {
+    lines.get(i).copied().unwrap_or(0)
+}
+
+/// The checks both formats share: ranges, required parts, duplicates and addresses.
+pub(crate) fn validate(cfg: &Config, lines: &SourceLines) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    check_top(cfg, lines, &mut problems);
+    check_auth(cfg, lines, &mut problems);
+    check_pool(&cfg.sentinel_pool, lines, &mut problems);
+    problems.sort_by_key(|p| p.line);
+    problems
+}
+
+fn check_top(cfg: &Config, lines: &SourceLines, out: &mut Vec<ConfigProblem>) {
+    if !(1..=256).contains(&cfg.worker_threads) {
+        out.push(ConfigProblem::new(
+            lines.worker_threads,
+            format!(
+                "worker threads {} out of range (expected 1 to 256)",
+                cfg.worker_threads
+            ),
+        ));
+    }
+    if let Err(e) = value::check_log_level(&cfg.log_level) {
+        out.push(ConfigProblem::new(lines.log_level, e));
+    }
+    for (i, entry) in cfg.allow.iter().enumerate() {
+        if let Err(e) = entry.parse::<Cidr>() {
+            out.push(ConfigProblem::new(line_of(&lines.allow, i), e));
+        }
+    }
+    let sizes = [
+        (
+            cfg.proto_max_bulk_len,
+            lines.proto_max_bulk_len,
+            "proto max bulk len",
+        ),
+        (
+            cfg.client_query_buffer_limit,
+            lines.client_query_buffer_limit,
+            "client query buffer limit",
+        ),
+    ];
+    for (size, line, what) in sizes {
+        if size == 0 {
+            out.push(ConfigProblem::new(
+                line,
+                format!("{what} is 0 (expected at least 1 byte)"),
+            ));
+        }
+    }
+}
+
+fn check_auth(cfg: &Config, lines: &SourceLines, out: &mut Vec<ConfigProblem>) {
+    let Some(entries) = &cfg.auth else { return };
+    if entries.is_empty() {
+        out.push(ConfigProblem::new(
+            lines.authority,
+            "authority has no auth entries, so no client could ever log in \
+             (expected at least one; drop the whole section to need no password)",
+        ));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let line = line_of(&lines.auth, i);
+        if let Some(first) = first_line(&mut seen, &entry.password, line) {
+            out.push(ConfigProblem::new(
+                line,
+                format!(
+                    "duplicate auth password{} (expected each password once)",
+                    first_seen(first)
+                ),
+            ));
+        }
+    }
+}
+
+/// Records `key` at `line`; returns the line it was first seen on if it was seen before.
+fn first_line<'a>(seen: &mut HashMap<&'a str, usize>, key: &'a str, line: usize) -> Option<usize> {
+    match seen.get(key) {
+        Some(first) => Some(*first),
+        None => {
+            seen.insert(key, line);
+            None
+        }
+    }
+}
+
+/// ` (first on line N)`, or nothing when the first one has no line.
+fn first_seen(line: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" (first on line {line})")
+    }
+}
+
+fn check_pool(pool: &SentinelPoolConfig, lines: &SourceLines, out: &mut Vec<ConfigProblem>) {
+    if !(1..=1_000_000).contains(&pool.databases) {
+        out.push(ConfigProblem::new(
+            lines.databases,
+            format!(
+                "databases {} out of range (expected 1 to 1000000)",
+                pool.databases
+            ),
+        ));
+    }
+    if pool.refresh_interval.is_zero() {
+        out.push(ConfigProblem::new(
+            lines.refresh_interval,
+            "refresh interval is 0 (expected a positive duration like 1)",
+        ));
+    }
+    check_sentinels(pool, lines, out);
+    check_groups(pool, lines, out);
+}
+
+fn check_sentinels(pool: &SentinelPoolConfig, lines: &SourceLines, out: &mut Vec<ConfigProblem>) {
+    if pool.sentinels.is_empty() && !lines.missing_pool {
+        out.push(ConfigProblem::new(
+            lines.pool,
+            "the sentinel pool has no sentinels (expected at least one host:port)",
+        ));
+    }
+    for (i, addr) in pool.sentinels.iter().enumerate() {
+        if let Err(e) = value::check_host_port(addr) {
+            out.push(ConfigProblem::new(line_of(&lines.sentinels, i), e));
+        }
+    }
+}
+
+fn check_groups(pool: &SentinelPoolConfig, lines: &SourceLines, out: &mut Vec<ConfigProblem>) {
+    if pool.groups.is_empty() && !lines.missing_pool {
+        out.push(ConfigProblem::new(
+            lines.pool,
+            "the sentinel pool has no groups (expected at least one master name)",
+        ));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, group) in pool.groups.iter().enumerate() {
+        let line = line_of(&lines.groups, i);
+        if group.name.is_empty() || group.name.chars().any(|c| c.is_whitespace()) {
+            out.push(ConfigProblem::new(
+                line,
+                format!(
+                    "bad group name `{}` (expected the master name Sentinel monitors, no spaces)",
+                    group.name
+                ),
+            ));
+        }
+        if let Some(first) = first_line(&mut seen, &group.name, line) {
+            out.push(ConfigProblem::new(
+                line,
+                format!(
+                    "duplicate group `{}`{} (expected each master name once)",
+                    group.name,
+                    first_seen(first)
+                ),
+            ));
+        }
+        let server_lines = lines.group_servers.get(i).map_or(&[][..], |v| &v[..]);
+        for (j, server) in group.servers.iter().enumerate() {
+            if let Err(e) = value::check_host_port(server) {
+                out.push(ConfigProblem::new(line_of(server_lines, j), e));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREDIXY_CONF: &str = include_str!("../conf/predixy.conf");
+    const REDMUX_TOML: &str = include_str!("../conf/redmux.toml");
+
+    #[test]
+    fn shipped_files_load_into_the_same_config() {
+        let from_predixy = predixy::parse(PREDIXY_CONF).expect("conf/predixy.conf loads");
+        let mut from_toml = toml_format::parse(REDMUX_TOML).expect("conf/redmux.toml loads");
+        // The TOML turns metrics on (predixy.conf has no MetricsBind); all else is equal.
+        assert_eq!(
+            from_toml.metrics_bind,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9617)))
+        );
+        from_toml.metrics_bind = None;
+        assert_eq!(from_predixy, from_toml);
+        assert!(from_predixy.validate().is_empty());
+    }
+
+    #[test]
+    fn shipped_predixy_conf_values() {
+        let cfg = predixy::parse(PREDIXY_CONF).expect("conf/predixy.conf loads");
+        assert_eq!(cfg.bind, SocketAddr::from(([0, 0, 0, 0], 7617)));
+        assert_eq!(cfg.worker_threads, 4);
+        let auth = cfg.auth.expect("authority");
+        assert_eq!(auth.len(), 2);
+        assert_eq!(
+            (auth[0].password.as_str(), auth[0].mode),
+            ("123456", AuthMode::Write)
+        );
+        assert_eq!(
+            (auth[1].password.as_str(), auth[1].mode),
+            ("#a complex password#", AuthMode::Admin)
+        );
+        let pool = cfg.sentinel_pool;
+        assert_eq!(pool.master_read_priority, 60);
+        assert_eq!(pool.static_replica_read_priority, 50);
+        assert_eq!(pool.keep_alive, Duration::from_secs(120));
+        assert_eq!(
+            pool.sentinels,
+            vec!["instance01-redis-ha:26379".to_string()]
+        );
+        assert_eq!(
+            pool.groups,
+            vec![GroupConfig {
+                name: "mymaster".to_string(),
+                servers: Vec::new()
+            }]
+        );
+    }
+
+    #[test]
+    fn load_picks_the_format_and_display_names_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("redmux-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "worker_threads = 4\nbogus = 1\n").expect("write");
+        let err = Config::load(&path).expect_err("unknown key");
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with(&format!("{}:2: unknown field `bogus`", path.display())),
+            "{shown}"
+        );
+        assert!(shown.contains("expected"), "{shown}");
+        let path = dir.join("bad.conf");
+        std::fs::write(&path, "Bind 0.0.0.0:7617\nWorkerThreads x\n").expect("write");
+        let shown = Config::load(&path).expect_err("bad number").to_string();
+        let line2 = format!(
+            "\n{}:2: `WorkerThreads`: bad number `x` (expected",
+            path.display()
+        );
+        assert!(shown.contains(&line2), "{shown}");
+        assert!(shown.contains("missing SentinelServerPool"), "{shown}");
+        let missing = Config::load(&dir.join("absent.conf")).expect_err("no file");
+        assert_eq!(missing.problems[0].line, 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn shared_validation() {
+        let mut cfg = Config {
+            worker_threads: 0,
+            allow: vec!["10.0.0.0/8".to_string(), "nope".to_string()],
+            auth: Some(vec![]),
+            ..Config::default()
+        };
+        cfg.sentinel_pool.databases = 0;
+        let problems = cfg.validate();
+        let text: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(problems.len(), 6, "{text:#?}");
+        assert!(text.iter().any(|m| m.contains("worker threads 0")));
+        assert!(text.iter().any(|m| m.contains("databases 0")));
+        assert!(text.iter().any(|m| m.contains("`nope`")));
+        assert!(text.iter().any(|m| m.contains("no sentinels")));
+        assert!(text.iter().any(|m| m.contains("no groups")));
+        assert!(text.iter().any(|m| m.contains("no auth entries")));
+        assert_eq!(cfg.allow_cidrs().len(), 1);
+    }
+
+    /// A small deterministic generator so the garbage test needs no extra crate.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % n as u64).unwrap_or(0)
+        }
+    }
+
+    /// Both parsers, on one input; they must return, never panic.
+    fn parse_both(text: &str) {
+        let _ = predixy::parse(text);
+        let _ = toml_format::parse(text);
+    }
+
+    #[test]
+    fn truncated_files_never_panic() {
+        for file in [PREDIXY_CONF, REDMUX_TOML] {
+            for end in (0..=file.len()).filter(|i| file.is_char_boundary(*i)) {
+                parse_both(&file[..end]);
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        const ALPHABET: &[u8] = b" \t\n\r{}[]\"'#+=.,:/\\-_0123456789abcdefxyzABCSG";
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let started = std::time::Instant::now();
+        for round in 0..3000 {
+            if started.elapsed() > Duration::from_secs(20) {
+                break;
+            }
+            let base = if round % 2 == 0 {
+                PREDIXY_CONF
+            } else {
+                REDMUX_TOML
+            };
+            let mut bytes = base.as_bytes().to_vec();
+            for _ in 0..1 + rng.below(8) {
+                let at = rng.below(bytes.len());
+                bytes[at] = ALPHABET[rng.below(ALPHABET.len())];
+            }
+            parse_both(&String::from_utf8_lossy(&bytes));
+            let len = rng.below(200);
+            let junk: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+                .collect();
+            parse_both(&String::from_utf8_lossy(&junk));
+            let raw: Vec<u8> = (0..len).map(|_| (rng.next() & 0xff) as u8).collect();
+            parse_both(&String::from_utf8_lossy(&raw));
+        }
+        parse_both(&"{".repeat(100_000));
+        parse_both(&"}".repeat(100_000));
+        parse_both(&"[".repeat(100_000));
+        parse_both(&"a = [".repeat(10_000));
+        parse_both("\u{feff}Bind \"\u{0}\"\n\u{2028}+ \u{10ffff}");
     }
 }

@@ -1,7 +1,898 @@
 //! predixy-style config files, as users already write them.
+//!
+//! The syntax lives in [`syntax`]; this module gives the directives their meaning.
+//! Directive names are predixy's (case-sensitive), plus a few of redmux's own:
+//! `MetricsBind`, `Allow`, `LogLevel`, `LogFormat`, `ProtoMaxBulkLen`,
+//! `ClientQueryBufferLimit`, and in the pool `User`, `SentinelUser`, `SentinelPassword`.
+//! Every problem is recorded with its line and parsing goes on, so one run shows them all.
 
-use super::{Config, ConfigProblem};
+mod syntax;
 
-pub(super) fn parse(_text: &str) -> Result<Config, Vec<ConfigProblem>> {
-    Ok(Config::default())
+use std::collections::HashMap;
+
+use super::{validate, value, AuthEntry, Config, ConfigProblem, GroupConfig, SourceLines};
+use syntax::{Directive, Node};
+
+const TOP: &[&str] = &[
+    "Name",
+    "Bind",
+    "WorkerThreads",
+    "ClientTimeout",
+    "MaxClients",
+    "LogLevel",
+    "LogFormat",
+    "MetricsBind",
+    "Allow",
+    "ProtoMaxBulkLen",
+    "ClientQueryBufferLimit",
+    "Authority",
+    "SentinelServerPool",
+];
+
+const AUTHORITY: &[&str] = &["Auth"];
+
+const AUTH: &[&str] = &["Mode", "KeyPrefix", "ReadKeyPrefix", "WriteKeyPrefix"];
+
+const POOL: &[&str] = &[
+    "Databases",
+    "Hash",
+    "HashTag",
+    "Distribution",
+    "MasterReadPriority",
+    "StaticSlaveReadPriority",
+    "DynamicSlaveReadPriority",
+    "RefreshInterval",
+    "ServerTimeout",
+    "ServerFailureLimit",
+    "ServerRetryTimeout",
+    "KeepAlive",
+    "User",
+    "Password",
+    "SentinelUser",
+    "SentinelPassword",
+    "Sentinels",
+    "Group",
+];
+
+/// predixy directives redmux knows but does not implement, and why.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "ClusterServerPool",
+        "not supported by redmux: only SentinelServerPool",
+    ),
+    (
+        "StandaloneServerPool",
+        "not supported by redmux: only SentinelServerPool",
+    ),
+    (
+        "Include",
+        "Include is not supported: put the whole configuration in one file",
+    ),
+    (
+        "Log",
+        "not supported by redmux: logs go to stderr (set LogLevel and LogFormat)",
+    ),
+    (
+        "LogRotate",
+        "not supported by redmux: logs go to stderr, rotate them outside",
+    ),
+    ("LogVerbSample", "not supported by redmux: use LogLevel"),
+    ("LogDebugSample", "not supported by redmux: use LogLevel"),
+    ("LogInfoSample", "not supported by redmux: use LogLevel"),
+    ("LogNoticeSample", "not supported by redmux: use LogLevel"),
+    ("LogWarnSample", "not supported by redmux: use LogLevel"),
+    ("LogErrorSample", "not supported by redmux: use LogLevel"),
+    (
+        "MaxMemory",
+        "not supported by redmux: use ClientQueryBufferLimit",
+    ),
+    ("BufSize", "not supported by redmux: buffers grow as needed"),
+    ("DataCenter", "not supported by redmux"),
+    (
+        "LatencyMonitor",
+        "not supported by redmux: use the Prometheus metrics (MetricsBind)",
+    ),
+    ("CustomCommand", "not supported by redmux"),
+    ("SlowlogLogSlowerThan", "not supported by redmux"),
+    ("SlowlogMaxLen", "not supported by redmux"),
+];
+
+/// Parses a predixy-style file into a [`Config`], or every problem found in it.
+pub(super) fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
+    let mut problems = Vec::new();
+    let tree = syntax::parse_tree(text, &mut problems);
+    let mut loader = Loader::default();
+    loader.top(&tree);
+    if !loader.saw_pool {
+        loader.lines.missing_pool = true;
+        if !loader.saw_other_pool {
+            loader.problem(
+                0,
+                "missing SentinelServerPool { ... } (redmux needs one Sentinel pool with \
+                 Sentinels and at least one Group)",
+            );
+        }
+    }
+    problems.append(&mut loader.problems);
+    problems.extend(validate(&loader.cfg, &loader.lines));
+    problems.sort_by_key(|p| p.line);
+    if problems.is_empty() {
+        Ok(loader.cfg)
+    } else {
+        Err(problems)
+    }
+}
+
+/// The config being filled, the lines its values came from, and the problems so far.
+#[derive(Default)]
+struct Loader {
+    cfg: Config,
+    lines: SourceLines,
+    problems: Vec<ConfigProblem>,
+    /// `scope/name` of every single-valued directive seen, with its line.
+    seen: HashMap<String, usize>,
+    saw_pool: bool,
+    saw_other_pool: bool,
+}
+
+impl Loader {
+    fn problem(&mut self, line: usize, message: impl Into<String>) {
+        self.problems.push(ConfigProblem::new(line, message));
+    }
+
+    /// Records a directive that may appear once in `scope`; false (with a problem) if it
+    /// appeared before.
+    fn once(&mut self, scope: &str, d: &Directive) -> bool {
+        let key = format!("{scope}/{}", d.name);
+        if let Some(first) = self.seen.get(&key).copied() {
+            let msg = format!(
+                "`{}` given twice in {scope} (first on line {first}; expected it once)",
+                d.name
+            );
+            self.problem(d.line, msg);
+            return false;
+        }
+        self.seen.insert(key, d.line);
+        true
+    }
+
+    /// The one value of a directive that takes exactly one and no block.
+    fn one_value<'a>(&mut self, d: &'a Directive) -> Option<&'a str> {
+        self.no_block(d);
+        match d.args.as_slice() {
+            [value] => Some(value.as_str()),
+            args => {
+                let msg = format!(
+                    "`{}` expects exactly one value, got {} (expected `{} value`)",
+                    d.name,
+                    args.len(),
+                    d.name
+                );
+                self.problem(d.line, msg);
+                None
+            }
+        }
+    }
+
+    /// Parses the one value of a once-only directive with `parse`.
+    fn value<T>(
+        &mut self,
+        scope: &str,
+        d: &Directive,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        if !self.once(scope, d) {
+            return None;
+        }
+        let text = self.one_value(d)?;
+        match parse(text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problem(d.line, format!("`{}`: {e}", d.name));
+                None
+            }
+        }
+    }
+
+    fn no_block(&mut self, d: &Directive) {
+        if d.block.is_some() {
+            let msg = format!(
+                "`{}` does not take a {{ }} block (expected `{} value`)",
+                d.name, d.name
+            );
+            self.problem(d.line, msg);
+        }
+    }
+
+    /// The block of a directive that needs one; `None` (with a problem) when it has none.
+    fn block<'a>(&mut self, d: &'a Directive) -> Option<&'a [Node]> {
+        if d.block.is_none() {
+            self.problem(d.line, format!("`{}` needs a {{ ... }} block", d.name));
+        }
+        d.block.as_deref()
+    }
+
+    fn no_args(&mut self, d: &Directive) {
+        if !d.args.is_empty() {
+            let msg = format!(
+                "`{}` takes no value before its block (expected `{} {{`)",
+                d.name, d.name
+            );
+            self.problem(d.line, msg);
+        }
+    }
+
+    /// The `+ value` items of a list block, with their lines.
+    fn items(&mut self, d: &Directive, what: &str) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        for node in d.block.as_deref().unwrap_or_default() {
+            match node {
+                Node::Item { line, values } if values.len() == 1 => {
+                    out.push((*line, values[0].clone()));
+                }
+                Node::Item { line, values } => {
+                    let msg = format!(
+                        "`+` item in `{}` has {} values (expected `+ {what}`)",
+                        d.name,
+                        values.len()
+                    );
+                    self.problem(*line, msg);
+                }
+                Node::Directive(inner) => {
+                    let msg = format!(
+                        "`{}` is not allowed inside `{}` (expected `+ {what}` lines)",
+                        inner.name, d.name
+                    );
+                    self.problem(inner.line, msg);
+                }
+            }
+        }
+        out
+    }
+
+    /// Reports a directive that is not valid in `scope`, and an item where only directives go.
+    fn unknown(&mut self, scope: &str, expected: &[&str], node: &Node) {
+        let d = match node {
+            Node::Directive(d) => d,
+            Node::Item { line, .. } => {
+                let msg = format!(
+                    "unexpected `+` item in {scope} (expected one of: {})",
+                    expected.join(", ")
+                );
+                self.problem(*line, msg);
+                return;
+            }
+        };
+        if let Some((_, why)) = UNSUPPORTED.iter().find(|(name, _)| *name == d.name) {
+            self.problem(d.line, format!("`{}`: {why}", d.name));
+            return;
+        }
+        let hint = expected
+            .iter()
+            .find(|e| e.eq_ignore_ascii_case(&d.name))
+            .map(|e| format!("did you mean `{e}`? "))
+            .unwrap_or_default();
+        let msg = format!(
+            "unknown directive `{}` in {scope} ({hint}expected one of: {})",
+            d.name,
+            expected.join(", ")
+        );
+        self.problem(d.line, msg);
+    }
+}
+
+/// Top level.
+impl Loader {
+    fn top(&mut self, nodes: &[Node]) {
+        for node in nodes {
+            match node {
+                Node::Directive(d) if TOP.contains(&d.name.as_str()) => self.top_directive(d),
+                Node::Directive(d) if d.name.ends_with("ServerPool") => {
+                    self.saw_other_pool = true;
+                    self.unknown("the top level", TOP, node);
+                }
+                _ => self.unknown("the top level", TOP, node),
+            }
+        }
+    }
+
+    fn top_directive(&mut self, d: &Directive) {
+        const S: &str = "the top level";
+        match d.name.as_str() {
+            "Name" => {
+                // predixy shows it in INFO; redmux has no use for it.
+                let _ = self.value(S, d, |v| Ok::<_, String>(v.to_string()));
+            }
+            "Bind" => {
+                if let Some(v) = self.value(S, d, value::parse_bind) {
+                    self.cfg.bind = v;
+                }
+            }
+            "WorkerThreads" => {
+                self.lines.worker_threads = d.line;
+                if let Some(v) = self.value(S, d, value::parse_number) {
+                    self.cfg.worker_threads = v;
+                }
+            }
+            "ClientTimeout" => {
+                if let Some(v) = self.value(S, d, value::parse_duration) {
+                    self.cfg.client_timeout = v;
+                }
+            }
+            "MaxClients" => {
+                if let Some(v) = self.value(S, d, value::parse_number) {
+                    self.cfg.max_clients = v;
+                }
+            }
+            _ => self.top_directive_more(d),
+        }
+    }
+
+    fn top_directive_more(&mut self, d: &Directive) {
+        const S: &str = "the top level";
+        match d.name.as_str() {
+            "LogLevel" => {
+                self.lines.log_level = d.line;
+                if let Some(v) = self.value(S, d, |v| Ok::<_, String>(v.to_string())) {
+                    self.cfg.log_level = v;
+                }
+            }
+            "LogFormat" => {
+                if let Some(v) = self.value(S, d, value::parse_log_format) {
+                    self.cfg.log_format = v;
+                }
+            }
+            "MetricsBind" => {
+                if let Some(v) = self.value(S, d, value::parse_bind) {
+                    self.cfg.metrics_bind = Some(v);
+                }
+            }
+            "ProtoMaxBulkLen" => {
+                self.lines.proto_max_bulk_len = d.line;
+                if let Some(v) = self.value(S, d, value::parse_size) {
+                    self.cfg.proto_max_bulk_len = v;
+                }
+            }
+            "ClientQueryBufferLimit" => {
+                self.lines.client_query_buffer_limit = d.line;
+                if let Some(v) = self.value(S, d, value::parse_size) {
+                    self.cfg.client_query_buffer_limit = v;
+                }
+            }
+            "Allow" => self.allow(d),
+            "Authority" => self.authority(d),
+            _ => self.pool(d),
+        }
+    }
+
+    /// `Allow 10.0.0.0/8 ...` and/or `Allow { + 10.0.0.0/8 }`; may repeat.
+    fn allow(&mut self, d: &Directive) {
+        let mut entries: Vec<(usize, String)> =
+            d.args.iter().map(|a| (d.line, a.clone())).collect();
+        entries.extend(self.items(d, "ip/prefix"));
+        if entries.is_empty() {
+            self.problem(
+                d.line,
+                "`Allow` lists no addresses (expected `Allow 10.0.0.0/8` or `Allow { + 10.0.0.0/8 }`)",
+            );
+        }
+        for (line, entry) in entries {
+            self.lines.allow.push(line);
+            self.cfg.allow.push(entry);
+        }
+    }
+}
+
+/// `Authority { Auth "password" { ... } ... }`.
+impl Loader {
+    fn authority(&mut self, d: &Directive) {
+        if !self.once("the top level", d) {
+            return;
+        }
+        self.no_args(d);
+        self.lines.authority = d.line;
+        let mut entries = Vec::new();
+        let Some(block) = self.block(d) else {
+            return;
+        };
+        for node in block {
+            match node {
+                Node::Directive(a) if a.name == "Auth" => {
+                    if let Some(entry) = self.auth(a, entries.len()) {
+                        self.lines.auth.push(a.line);
+                        entries.push(entry);
+                    }
+                }
+                _ => self.unknown("Authority", AUTHORITY, node),
+            }
+        }
+        self.cfg.auth = Some(entries);
+    }
+
+    /// One `Auth "password" { Mode ...; KeyPrefix ... }`; the block may be left out.
+    fn auth(&mut self, d: &Directive, index: usize) -> Option<AuthEntry> {
+        let scope = format!("Auth #{}", index + 1);
+        let password = match d.args.as_slice() {
+            [p] => p.clone(),
+            args => {
+                let msg = format!(
+                    "`Auth` expects exactly one password, got {} (expected `Auth \"password\" {{`)",
+                    args.len()
+                );
+                self.problem(d.line, msg);
+                return None;
+            }
+        };
+        let mut entry = AuthEntry {
+            password,
+            mode: super::AuthMode::Write,
+            read_key_prefix: Vec::new(),
+            write_key_prefix: Vec::new(),
+        };
+        for node in d.block.as_deref().unwrap_or_default() {
+            self.auth_directive(&scope, node, &mut entry);
+        }
+        Some(entry)
+    }
+
+    fn auth_directive(&mut self, scope: &str, node: &Node, entry: &mut AuthEntry) {
+        let d = match node {
+            Node::Directive(d) if AUTH.contains(&d.name.as_str()) => d,
+            _ => return self.unknown(scope, AUTH, node),
+        };
+        if d.name == "Mode" {
+            if let Some(mode) = self.value(scope, d, value::parse_mode) {
+                entry.mode = mode;
+            }
+            return;
+        }
+        self.no_block(d);
+        if d.args.is_empty() {
+            let msg = format!(
+                "`{}` lists no prefixes (expected `{} prefix ...`)",
+                d.name, d.name
+            );
+            self.problem(d.line, msg);
+        }
+        let prefixes = d.args.iter().map(|a| a.as_bytes().to_vec());
+        match d.name.as_str() {
+            "ReadKeyPrefix" => entry.read_key_prefix.extend(prefixes),
+            "WriteKeyPrefix" => entry.write_key_prefix.extend(prefixes),
+            _ => {
+                let prefixes: Vec<Vec<u8>> = prefixes.collect();
+                entry.read_key_prefix.extend(prefixes.iter().cloned());
+                entry.write_key_prefix.extend(prefixes);
+            }
+        }
+    }
+}
+
+/// `SentinelServerPool { ... }`.
+impl Loader {
+    fn pool(&mut self, d: &Directive) {
+        if !self.once("the top level", d) {
+            return;
+        }
+        self.saw_pool = true;
+        self.no_args(d);
+        self.lines.pool = d.line;
+        for node in self.block(d).unwrap_or_default() {
+            match node {
+                Node::Directive(p) if POOL.contains(&p.name.as_str()) => self.pool_directive(p),
+                _ => self.unknown("SentinelServerPool", POOL, node),
+            }
+        }
+    }
+
+    fn pool_directive(&mut self, d: &Directive) {
+        const S: &str = "SentinelServerPool";
+        match d.name.as_str() {
+            "Databases" => {
+                self.lines.databases = d.line;
+                if let Some(v) = self.value(S, d, value::parse_number) {
+                    self.cfg.sentinel_pool.databases = v;
+                }
+            }
+            "Hash" => {
+                if let Some(v) = self.value(S, d, value::parse_hash) {
+                    self.cfg.sentinel_pool.hash = v;
+                }
+            }
+            "HashTag" => {
+                if let Some(v) = self.value(S, d, value::parse_hash_tag) {
+                    self.cfg.sentinel_pool.hash_tag = v;
+                }
+            }
+            "Distribution" => {
+                if let Some(v) = self.value(S, d, value::parse_distribution) {
+                    self.cfg.sentinel_pool.distribution = v;
+                }
+            }
+            "Sentinels" => self.sentinels(d),
+            "Group" => self.group(d),
+            "MasterReadPriority"
+            | "StaticSlaveReadPriority"
+            | "DynamicSlaveReadPriority"
+            | "ServerFailureLimit" => self.pool_number(d),
+            "RefreshInterval" | "ServerTimeout" | "ServerRetryTimeout" | "KeepAlive" => {
+                self.pool_duration(d)
+            }
+            _ => self.credential(d),
+        }
+    }
+
+    /// Priorities and counts of the pool.
+    fn pool_number(&mut self, d: &Directive) {
+        let Some(v) = self.value("SentinelServerPool", d, value::parse_number::<u32>) else {
+            return;
+        };
+        let pool = &mut self.cfg.sentinel_pool;
+        match d.name.as_str() {
+            "MasterReadPriority" => pool.master_read_priority = v,
+            "StaticSlaveReadPriority" => pool.static_replica_read_priority = v,
+            "DynamicSlaveReadPriority" => pool.dynamic_replica_read_priority = v,
+            _ => pool.server_failure_limit = v,
+        }
+    }
+
+    /// Durations of the pool.
+    fn pool_duration(&mut self, d: &Directive) {
+        if d.name == "RefreshInterval" {
+            self.lines.refresh_interval = d.line;
+        }
+        let Some(v) = self.value("SentinelServerPool", d, value::parse_duration) else {
+            return;
+        };
+        let pool = &mut self.cfg.sentinel_pool;
+        match d.name.as_str() {
+            "RefreshInterval" => pool.refresh_interval = v,
+            "ServerTimeout" => pool.server_timeout = v,
+            "ServerRetryTimeout" => pool.server_retry_timeout = v,
+            _ => pool.keep_alive = v,
+        }
+    }
+
+    /// `User`, `Password`, `SentinelUser`, `SentinelPassword`; an empty value means none.
+    fn credential(&mut self, d: &Directive) {
+        let Some(v) = self.value("SentinelServerPool", d, |v| Ok::<_, String>(v.to_string()))
+        else {
+            return;
+        };
+        let v = Some(v).filter(|v| !v.is_empty());
+        let pool = &mut self.cfg.sentinel_pool;
+        match d.name.as_str() {
+            "User" => pool.user = v,
+            "Password" => pool.password = v,
+            "SentinelUser" => pool.sentinel_user = v,
+            _ => pool.sentinel_password = v,
+        }
+    }
+
+    /// `Sentinels { + host:port ... }`; may repeat, the lists add up.
+    fn sentinels(&mut self, d: &Directive) {
+        self.no_args(d);
+        if self.block(d).is_none() {
+            return;
+        }
+        for (line, addr) in self.items(d, "host:port") {
+            self.lines.sentinels.push(line);
+            self.cfg.sentinel_pool.sentinels.push(addr);
+        }
+    }
+
+    /// `Group name { + host:port ... }`: a master name and its static replicas.
+    fn group(&mut self, d: &Directive) {
+        let name = match d.args.as_slice() {
+            [name] => name.clone(),
+            args => {
+                let msg = format!(
+                    "`Group` expects exactly one master name, got {} (expected `Group name {{`)",
+                    args.len()
+                );
+                self.problem(d.line, msg);
+                return;
+            }
+        };
+        let (lines, servers): (Vec<usize>, Vec<String>) =
+            self.items(d, "host:port").into_iter().unzip();
+        self.lines.groups.push(d.line);
+        self.lines.group_servers.push(lines);
+        self.cfg
+            .sentinel_pool
+            .groups
+            .push(GroupConfig { name, servers });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AuthMode, Distribution, HashKind};
+    use std::time::Duration;
+
+    const POOL_OK: &str =
+        "SentinelServerPool {\n Sentinels {\n + s1:26379\n }\n Group g1 {\n }\n}\n";
+
+    /// The problems of `text` as (line, message) pairs; panics if it loads.
+    fn problems(text: &str) -> Vec<(usize, String)> {
+        match parse(text) {
+            Ok(cfg) => panic!("expected problems, loaded {cfg:?}"),
+            Err(p) => p.into_iter().map(|p| (p.line, p.message)).collect(),
+        }
+    }
+
+    /// Asserts `text` has exactly one problem, on `line`, whose message contains `needle`.
+    fn one_problem(text: &str, line: usize, needle: &str) {
+        let p = problems(text);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert_eq!(p[0].0, line, "{p:#?}");
+        assert!(p[0].1.contains(needle), "{:?} lacks {needle:?}", p[0].1);
+    }
+
+    #[test]
+    fn full_featured_file() {
+        let text = r#"
+Name redmux-test
+Bind 127.0.0.1:7000
+WorkerThreads 2
+ClientTimeout 0.5
+MaxClients 1000
+LogLevel redmux=debug,info
+LogFormat json
+MetricsBind 127.0.0.1:9000
+Allow { + 192.168.22.0/24 }
+Allow 10.0.0.0/8 ::1
+ProtoMaxBulkLen 1mb
+ClientQueryBufferLimit 2048
+Authority {
+    Auth "" { Mode read }
+    Auth ro {
+        Mode read
+        KeyPrefix a: b:
+        ReadKeyPrefix c:
+        WriteKeyPrefix d:
+    }
+}
+SentinelServerPool {
+    Databases 4
+    Hash atol
+    HashTag ""
+    Distribution random
+    MasterReadPriority 0
+    StaticSlaveReadPriority 200
+    DynamicSlaveReadPriority 100
+    RefreshInterval 500ms
+    ServerTimeout 2s
+    ServerFailureLimit 3
+    ServerRetryTimeout 1m
+    KeepAlive 0
+    User app
+    Password "p w"
+    SentinelUser sen
+    SentinelPassword ""
+    Sentinels {
+        + 10.0.0.1:26379
+        + [::1]:26379
+    }
+    Group g1 {
+        + 10.0.0.5:6379
+    }
+    Group g2
+}
+"#;
+        let cfg = parse(text).expect("loads");
+        assert_eq!(cfg.bind.port(), 7000);
+        assert_eq!(cfg.worker_threads, 2);
+        assert_eq!(cfg.client_timeout, Duration::from_millis(500));
+        assert_eq!(cfg.max_clients, 1000);
+        assert_eq!(cfg.log_level, "redmux=debug,info");
+        assert_eq!(cfg.log_format, crate::config::LogFormat::Json);
+        assert_eq!(cfg.metrics_bind.map(|a| a.port()), Some(9000));
+        assert_eq!(cfg.allow, vec!["192.168.22.0/24", "10.0.0.0/8", "::1"]);
+        assert_eq!(cfg.proto_max_bulk_len, 1 << 20);
+        assert_eq!(cfg.client_query_buffer_limit, 2048);
+        let auth = cfg.auth.expect("auth");
+        assert_eq!(
+            (auth[0].password.as_str(), auth[0].mode),
+            ("", AuthMode::Read)
+        );
+        assert_eq!(
+            auth[1].read_key_prefix,
+            vec![b"a:".to_vec(), b"b:".to_vec(), b"c:".to_vec()]
+        );
+        assert_eq!(
+            auth[1].write_key_prefix,
+            vec![b"a:".to_vec(), b"b:".to_vec(), b"d:".to_vec()]
+        );
+        let pool = cfg.sentinel_pool;
+        assert_eq!(pool.databases, 4);
+        assert_eq!(pool.hash, HashKind::Atol);
+        assert_eq!(pool.hash_tag, None);
+        assert_eq!(pool.distribution, Distribution::Random);
+        assert_eq!(pool.master_read_priority, 0);
+        assert_eq!(pool.static_replica_read_priority, 200);
+        assert_eq!(pool.refresh_interval, Duration::from_millis(500));
+        assert_eq!(pool.server_timeout, Duration::from_secs(2));
+        assert_eq!(pool.server_retry_timeout, Duration::from_secs(60));
+        assert_eq!(pool.server_failure_limit, 3);
+        assert_eq!(pool.user.as_deref(), Some("app"));
+        assert_eq!(pool.password.as_deref(), Some("p w"));
+        assert_eq!(pool.sentinel_user.as_deref(), Some("sen"));
+        assert_eq!(pool.sentinel_password, None);
+        assert_eq!(pool.sentinels.len(), 2);
+        assert_eq!(pool.groups[0].servers, vec!["10.0.0.5:6379"]);
+        assert_eq!(pool.groups[1].name, "g2");
+    }
+
+    #[test]
+    fn no_authority_means_no_auth() {
+        let cfg = parse(POOL_OK).expect("loads");
+        assert_eq!(cfg.auth, None);
+        assert_eq!(cfg.worker_threads, 1);
+    }
+
+    #[test]
+    fn each_problem_has_its_line() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("Bogus 1\n", 1, "unknown directive `Bogus` in the top level"),
+            ("\nbind 1.2.3.4:1\n", 2, "did you mean `Bind`?"),
+            ("\n\nBind nowhere\n", 3, "bad listen address"),
+            ("Bind\n", 1, "expects exactly one value, got 0"),
+            ("Bind 1.2.3.4:1 2\n", 1, "got 2"),
+            ("Bind 1.2.3.4:1 {\n}\n", 1, "does not take a { } block"),
+            ("WorkerThreads 4x\n", 1, "bad number `4x`"),
+            ("WorkerThreads 0\n", 1, "worker threads 0 out of range"),
+            ("\nWorkerThreads 257\n", 2, "out of range"),
+            ("ClientTimeout -1\n", 1, "bad duration"),
+            ("MaxClients many\n", 1, "bad number"),
+            ("LogLevel loud\n", 1, "bad log level"),
+            ("LogFormat xml\n", 1, "bad log format"),
+            ("MetricsBind x\n", 1, "bad listen address"),
+            ("Allow\n", 1, "lists no addresses"),
+            ("\nAllow {\n + 10.0.0.0/33\n}\n", 3, "bad prefix length"),
+            ("Allow 300.0.0.1\n", 1, "not an IP address"),
+            ("ProtoMaxBulkLen 0\n", 1, "proto max bulk len is 0"),
+            ("ClientQueryBufferLimit 1tb\n", 1, "bad size"),
+            ("Include other.conf\n", 1, "Include is not supported"),
+            ("Log /var/log/predixy.log\n", 1, "not supported by redmux"),
+            ("Authority\n", 1, "needs a { ... } block"),
+            ("Authority {\n}\n", 1, "no auth entries"),
+            (
+                "Authority {\n Auth a {\n Mode root\n }\n}\n",
+                3,
+                "bad mode `root`",
+            ),
+            (
+                "Authority {\n Auth a {\n Mode\n }\n}\n",
+                3,
+                "expects exactly one value",
+            ),
+            (
+                "Authority {\n Auth ok\n Auth {\n }\n}\n",
+                3,
+                "exactly one password",
+            ),
+            (
+                "Authority {\n Auth a {\n Colour red\n }\n}\n",
+                3,
+                "expected one of: Mode",
+            ),
+            (
+                "Authority {\n Auth a {\n KeyPrefix\n }\n}\n",
+                3,
+                "lists no prefixes",
+            ),
+            (
+                "Authority {\n Auth a {\n }\n Auth a {\n }\n}\n",
+                4,
+                "duplicate auth password (first on line 2)",
+            ),
+            (
+                "Authority {\n Auth a {\n Mode read\n Mode write\n }\n}\n",
+                4,
+                "given twice",
+            ),
+            (
+                "Authority {\n Auth ok\n Mode read\n}\n",
+                3,
+                "expected one of: Auth",
+            ),
+            ("Authority {\n Auth ok\n + x\n}\n", 3, "unexpected `+` item"),
+            ("Bind 1.2.3.4:1\nBind 1.2.3.4:2\n", 2, "first on line 1"),
+        ];
+        for (text, line, needle) in cases {
+            let text = format!("{text}{POOL_OK}");
+            one_problem(&text, *line, needle);
+        }
+    }
+
+    #[test]
+    fn pool_problems_have_their_lines() {
+        let pool = |body: &str| {
+            format!("SentinelServerPool {{\n{body}Sentinels {{\n+ s:1\n}}\nGroup g {{\n}}\n}}\n")
+        };
+        let cases: &[(&str, usize, &str)] = &[
+            ("Databases 0\n", 2, "databases 0 out of range"),
+            ("Databases 1000001\n", 2, "out of range"),
+            ("Databases -1\n", 2, "bad number"),
+            ("Hash md5\n", 2, "bad hash `md5` (expected crc16 or atol)"),
+            ("HashTag \"{\"\n", 2, "exactly two characters"),
+            ("HashTag\n", 2, "expects exactly one value"),
+            ("Distribution ketama\n", 2, "expected modula or random"),
+            ("MasterReadPriority high\n", 2, "bad number"),
+            ("StaticSlaveReadPriority 99999999999\n", 2, "bad number"),
+            ("RefreshInterval 0\n", 2, "refresh interval is 0"),
+            ("ServerTimeout 1x\n", 2, "bad duration"),
+            ("KeepAlive 1.2.3\n", 2, "bad duration"),
+            ("ServerFailureLimit\n", 2, "expects exactly one value"),
+            (
+                "Servers {\n}\n",
+                2,
+                "unknown directive `Servers` in SentinelServerPool",
+            ),
+            ("Group g {\n}\n", 7, "duplicate group `g` (first on line 2)"),
+            ("Group {\n}\n", 2, "exactly one master name"),
+            (
+                "Group h {\n + nowhere\n}\n",
+                3,
+                "bad server address `nowhere`",
+            ),
+            ("Group h {\n + a:1 b:2\n}\n", 3, "has 2 values"),
+            ("Sentinels {\n + bad\n}\n", 3, "bad server address"),
+            (
+                "Sentinels {\n Foo 1\n}\n",
+                3,
+                "not allowed inside `Sentinels`",
+            ),
+            ("Password a b\n", 2, "got 2"),
+        ];
+        for (body, line, needle) in cases {
+            one_problem(&pool(body), *line, needle);
+        }
+    }
+
+    #[test]
+    fn pool_level_problems() {
+        one_problem("Bind 0.0.0.0:1\n", 0, "missing SentinelServerPool");
+        one_problem(
+            "ClusterServerPool {\n Servers {\n + a:1\n }\n}\n",
+            1,
+            "not supported by redmux: only SentinelServerPool",
+        );
+        one_problem("StandaloneServerPool {\n}\n", 1, "only SentinelServerPool");
+        one_problem("SentinelServerPool {\n Group g\n}\n", 1, "no sentinels");
+        one_problem(
+            "SentinelServerPool {\n Sentinels {\n + a:1\n }\n}\n",
+            1,
+            "no groups",
+        );
+        one_problem(
+            &format!("{POOL_OK}\n{POOL_OK}"),
+            9,
+            "`SentinelServerPool` given twice",
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_in_line_order() {
+        let text =
+            "WorkerThreads x\nBind y\nSentinelServerPool {\n Hash md5\n Bogus 1\n}\nAuthority {\n";
+        let lines: Vec<usize> = problems(text).iter().map(|p| p.0).collect();
+        assert_eq!(lines, vec![1, 2, 3, 3, 4, 5, 7, 7], "{:#?}", problems(text));
+    }
+
+    #[test]
+    fn syntax_errors_keep_going() {
+        let text = format!("Bind \"x\n}}\nWorkerThreads 0\n{POOL_OK}");
+        let p = problems(&text);
+        let lines: Vec<usize> = p.iter().map(|p| p.0).collect();
+        assert_eq!(lines, vec![1, 1, 2, 3], "{p:#?}");
+    }
+
+    #[test]
+    fn half_second_durations() {
+        let text = format!("ClientTimeout 0.5\n{POOL_OK}");
+        let cfg = parse(&text).expect("loads");
+        assert_eq!(cfg.client_timeout, Duration::from_millis(500));
+    }
 }
