@@ -231,10 +231,51 @@ impl Config {
         } else {
             predixy::parse(&text)
         };
-        parsed.map_err(|problems| ConfigError {
+        let mut config = parsed.map_err(|problems| ConfigError {
             path: path.to_path_buf(),
-            problems,
-        })
+            problems: problems.clone(),
+        })?;
+        let problems = config.expand_env(|name| std::env::var(name).ok());
+        if !problems.is_empty() {
+            return Err(ConfigError {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
+        Ok(config)
+    }
+
+    /// Replaces `${NAME}` in passwords and user names with the environment variable's
+    /// value, so secrets can come from the environment (Kubernetes Secrets) rather than
+    /// the file; `$${` is a literal `${`. An unset variable is a problem naming it.
+    pub fn expand_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut fields: Vec<&mut String> = Vec::new();
+        if let Some(auth) = &mut self.auth {
+            fields.extend(auth.iter_mut().map(|a| &mut a.password));
+        }
+        let pool = &mut self.sentinel_pool;
+        for f in [
+            &mut pool.user,
+            &mut pool.password,
+            &mut pool.sentinel_user,
+            &mut pool.sentinel_password,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fields.push(f);
+        }
+        for field in fields {
+            match expand_vars(field, &lookup) {
+                Ok(v) => *field = v,
+                Err(name) => problems.push(ConfigProblem::new(
+                    0,
+                    format!("environment variable `{name}` is not set (expected it to hold a secret named by `${{{name}}}`)"),
+                )),
+            }
+        }
+        problems
     }
 
     /// Checks the rules both file formats share; the problems carry line 0. The loaders
@@ -247,6 +288,68 @@ impl Config {
     /// (a loaded config has none).
     pub fn allow_cidrs(&self) -> Vec<Cidr> {
         self.allow.iter().filter_map(|a| a.parse().ok()).collect()
+    }
+}
+
+/// Expands `${NAME}` in `text`; `$${` stays a literal `${`. Err(name) for an unset one.
+fn expand_vars(text: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let Some(end) = after.find('}') else {
+                out.push_str(tail);
+                return Ok(out);
+            };
+            let name = &after[..end];
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if valid {
+                out.push_str(&lookup(name).ok_or_else(|| name.to_string())?);
+            } else {
+                out.push_str(&tail[..end + 3]);
+            }
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn env_placeholders_expand_in_secrets_only() {
+        let lookup = |n: &str| (n == "PW").then(|| "s\"e$cret".to_string());
+        assert_eq!(expand_vars("${PW}", &lookup).unwrap(), "s\"e$cret");
+        assert_eq!(expand_vars("a${PW}b", &lookup).unwrap(), "as\"e$cretb");
+        assert_eq!(expand_vars("$${PW}", &lookup).unwrap(), "${PW}");
+        assert_eq!(expand_vars("plain $ text", &lookup).unwrap(), "plain $ text");
+        assert_eq!(expand_vars("${1X}", &lookup).unwrap(), "${1X}");
+        assert_eq!(expand_vars("${MISSING}", &lookup), Err("MISSING".to_string()));
+        let mut c = Config::default();
+        c.sentinel_pool.password = Some("${PW}".into());
+        c.auth = Some(vec![AuthEntry {
+            password: "${NOPE}".into(),
+            mode: AuthMode::Read,
+            read_key_prefix: vec![],
+            write_key_prefix: vec![],
+        }]);
+        let problems = c.expand_env(lookup);
+        assert_eq!(c.sentinel_pool.password.as_deref(), Some("s\"e$cret"));
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].message.contains("NOPE"));
     }
 }
 
