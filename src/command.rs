@@ -7,6 +7,9 @@
 
 mod table;
 
+/// The Redis version whose `COMMAND` reply the table was generated from.
+pub use table::REDIS_VERSION;
+
 /// How the proxy treats a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommandClass {
@@ -16,8 +19,8 @@ pub enum CommandClass {
     Write,
     /// Dangerous or server-wide (CONFIG, FLUSHALL, SHUTDOWN, ...): `admin` mode only.
     Admin,
-    /// Answered by the proxy itself (AUTH, HELLO, SELECT, PING, ECHO, QUIT, CLIENT, INFO,
-    /// COMMAND, TIME, RESET, ...).
+    /// Answered by the proxy itself (AUTH, HELLO, SELECT, PING, ECHO, QUIT, RESET, INFO,
+    /// COMMAND, CLIENT SETNAME/GETNAME/ID/INFO/LIST, ...). TIME goes to a backend (Read).
     Local,
     /// Cannot work through a proxy (MONITOR, SYNC, PSYNC, REPLICAOF, CLUSTER, DEBUG, ...).
     Unsupported,
@@ -80,6 +83,10 @@ pub mod flags {
     pub const MOVABLE_KEYS: u16 = 1 << 5;
     /// Redis flags it `readonly`.
     pub const READONLY: u16 = 1 << 6;
+    /// Redis' key specs alone do not describe the keys (an `unknown`, `incomplete` or
+    /// `variable_flags` spec, as in SORT and MIGRATE): [`key_indices`](super::key_indices)
+    /// applies the command's own key procedure where the specs are not enough.
+    pub const CUSTOM_KEYS: u16 = 1 << 7;
 }
 
 /// One command (or `container|subcommand`) of the table.
@@ -126,6 +133,11 @@ impl CommandSpec {
     pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }
+}
+
+/// Every command and `container|subcommand` of the table, sorted by name.
+pub fn all() -> &'static [CommandSpec] {
+    table::COMMANDS
 }
 
 /// Looks a command up by name, case-insensitively. For container commands the
