@@ -335,9 +335,15 @@ mod env_tests {
         assert_eq!(expand_vars("${PW}", &lookup).unwrap(), "s\"e$cret");
         assert_eq!(expand_vars("a${PW}b", &lookup).unwrap(), "as\"e$cretb");
         assert_eq!(expand_vars("$${PW}", &lookup).unwrap(), "${PW}");
-        assert_eq!(expand_vars("plain $ text", &lookup).unwrap(), "plain $ text");
+        assert_eq!(
+            expand_vars("plain $ text", &lookup).unwrap(),
+            "plain $ text"
+        );
         assert_eq!(expand_vars("${1X}", &lookup).unwrap(), "${1X}");
-        assert_eq!(expand_vars("${MISSING}", &lookup), Err("MISSING".to_string()));
+        assert_eq!(
+            expand_vars("${MISSING}", &lookup),
+            Err("MISSING".to_string())
+        );
         let mut c = Config::default();
         c.sentinel_pool.password = Some("${PW}".into());
         c.auth = Some(vec![AuthEntry {

@@ -198,7 +198,18 @@ impl Client {
 
     fn client_command(&mut self, spec: &CommandSpec, args: &Args<'_>) {
         self.scratch.clear();
-        match spec.name {
+        // CLIENT SETINFO is newer than the Redis 7.0 table; clients send it at connect.
+        let sub = args.arg(1).to_ascii_lowercase();
+        let name = if spec.name == "client" && sub == b"setinfo" {
+            if args.len() != 4 {
+                self.error("ERR wrong number of arguments for 'client|setinfo' command");
+                return;
+            }
+            "client|setinfo"
+        } else {
+            spec.name
+        };
+        match name {
             "client|setname" => {
                 let n = args.arg(2);
                 if !valid_client_name(n) {
