@@ -59,6 +59,23 @@ pub struct Waiter {
     pub seq: u64,
     pub part: u32,
     pub sent: Instant,
+    /// For writes: what is needed to send it again to a new master.
+    pub retry: Option<Retry>,
+}
+
+/// A write's own bytes and route, kept until its reply so a refusal that proves it was
+/// not applied (`-READONLY`, `-LOADING`) can be followed by a send to the new master.
+pub struct Retry {
+    pub frame: Bytes,
+    pub group: u32,
+    pub db: u32,
+    pub resp3: bool,
+}
+
+/// True for replies that prove the server did not apply a write because of a topology
+/// change: it is a replica now (`-READONLY`) or still loading its data (`-LOADING`).
+pub fn is_retryable_refusal(reply: &[u8]) -> bool {
+    reply.starts_with(b"-READONLY") || reply.starts_with(b"-LOADING")
 }
 
 /// Consecutive failures of one server as seen by this worker.
@@ -125,6 +142,8 @@ struct LinkState {
 pub struct Link {
     pub key: LinkKey,
     settings: Rc<LinkSettings>,
+    /// Where refused writes go to be re-sent (the worker's hold queue).
+    redirect: Rc<crate::hold::HoldQueue>,
     health: Rc<ServerHealth>,
     /// Dedicated to one client: no request timeout.
     dedicated: bool,
@@ -137,11 +156,13 @@ impl Link {
         key: LinkKey,
         settings: Rc<LinkSettings>,
         health: Rc<ServerHealth>,
+        redirect: Rc<crate::hold::HoldQueue>,
         dedicated: bool,
     ) -> Rc<Link> {
         Rc::new(Link {
             key,
             settings,
+            redirect,
             health,
             dedicated,
             state: RefCell::new(LinkState {
@@ -451,7 +472,13 @@ impl Link {
             st.waiting.pop_front()
         };
         self.health.record_success();
-        if let Some(w) = waiter {
+        if let Some(mut w) = waiter {
+            if is_retryable_refusal(&frame) {
+                if let Some(retry) = w.retry.take() {
+                    self.redirect.push(retry, w, self.key.addr.clone(), frame);
+                    return Ok(true);
+                }
+            }
             w.client.deliver(w.seq, w.part, frame);
         }
         Ok(true)
@@ -555,14 +582,16 @@ pub async fn read_replies(stream: &mut TcpStream, count: usize) -> Result<Vec<By
 /// A worker's shared links and server health, keyed by server × database × protocol.
 pub struct LinkPool {
     settings: Rc<LinkSettings>,
+    redirect: Rc<crate::hold::HoldQueue>,
     links: RefCell<HashMap<LinkKey, Rc<Link>>>,
     health: RefCell<HashMap<ServerAddr, Rc<ServerHealth>>>,
 }
 
 impl LinkPool {
-    pub fn new(settings: LinkSettings) -> LinkPool {
+    pub fn new(settings: LinkSettings, redirect: Rc<crate::hold::HoldQueue>) -> LinkPool {
         LinkPool {
             settings: Rc::new(settings),
+            redirect,
             links: RefCell::new(HashMap::new()),
             health: RefCell::new(HashMap::new()),
         }
@@ -586,6 +615,7 @@ impl LinkPool {
             key.clone(),
             self.settings.clone(),
             self.health_of(addr),
+            self.redirect.clone(),
             false,
         );
         self.links.borrow_mut().insert(key, link.clone());
@@ -599,7 +629,13 @@ impl LinkPool {
             db,
             resp3,
         };
-        Link::new(key, self.settings.clone(), self.health_of(addr), true)
+        Link::new(
+            key,
+            self.settings.clone(),
+            self.health_of(addr),
+            self.redirect.clone(),
+            true,
+        )
     }
 
     pub fn health_of(&self, addr: &ServerAddr) -> Rc<ServerHealth> {

@@ -10,7 +10,7 @@
 use crate::backend::read_replies;
 use crate::config::SentinelPoolConfig;
 use crate::protocol::{encode_request, Value};
-use crate::topology::{Group, Replica, Role, ServerAddr, Topology, TopologyCell};
+use crate::topology::{FailoverHold, Group, Replica, Role, ServerAddr, Topology, TopologyCell};
 use bytes::BytesMut;
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
@@ -22,6 +22,8 @@ use tokio::sync::Notify;
 
 /// How long one Sentinel may take to answer a refresh.
 const SENTINEL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long an event-announced master outranks polls that still name the old one.
+const ANNOUNCED_WINS_FOR: Duration = Duration::from_secs(30);
 /// Pause before re-subscribing to a Sentinel whose connection broke.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
 
@@ -60,6 +62,10 @@ struct Discovery {
     sentinels: std::cell::RefCell<Vec<String>>,
     subscribed: std::cell::RefCell<HashSet<String>>,
     refresh_now: Notify,
+    /// Masters announced by events (group index → address, when): a poll that still
+    /// names the old master (Sentinels update it at the end of the failover) must not
+    /// move writes back to it.
+    announced: std::cell::RefCell<std::collections::HashMap<usize, (String, std::time::Instant)>>,
 }
 
 impl Discovery {
@@ -67,6 +73,7 @@ impl Discovery {
         Rc::new(Discovery {
             sentinels: std::cell::RefCell::new(pool.sentinels.clone()),
             subscribed: std::cell::RefCell::new(HashSet::new()),
+            announced: std::cell::RefCell::new(std::collections::HashMap::new()),
             pool,
             cell,
             refresh_now: Notify::new(),
@@ -165,6 +172,19 @@ impl Discovery {
                     None => continue,
                 },
             };
+            if let Some((announced, at)) = self.announced.borrow().get(&gi) {
+                if *announced != winner && at.elapsed() < ANNOUNCED_WINS_FOR {
+                    continue;
+                }
+            }
+            if self
+                .announced
+                .borrow()
+                .get(&gi)
+                .is_some_and(|(a, _)| *a == winner)
+            {
+                self.announced.borrow_mut().remove(&gi);
+            }
             let replicas = reports
                 .iter()
                 .filter_map(|r| r.get(gi))
@@ -220,7 +240,35 @@ impl Discovery {
         ) else {
             return;
         };
+        let words: Vec<&str> = payload.split(' ').collect();
         match channel.as_str() {
+            "+try-failover" => {
+                // master <name> <ip> <port>
+                if let ["master", name, ..] = words[..] {
+                    tracing::info!(group = name, "failover started: holding writes");
+                    self.set_hold(name, true);
+                }
+            }
+            "+promoted-slave" => {
+                // slave <ip:port> <ip> <port> @ <name> <old ip> <old port>
+                if let ["slave", _, ip, port, "@", name, ..] = words[..] {
+                    let new_master = format!("{ip}:{port}");
+                    tracing::info!(group = name, master = %new_master, "replica promoted: writes go to it");
+                    self.switch_master(name, &new_master);
+                }
+                self.refresh_now.notify_one();
+            }
+            c if c.starts_with("-failover-abort") || c == "+failover-end-for-timeout" => {
+                if let ["master", name, ..] = words[..] {
+                    tracing::warn!(
+                        group = name,
+                        event = c,
+                        "failover aborted: writes released to the current master"
+                    );
+                    self.set_hold(name, false);
+                }
+                self.refresh_now.notify_one();
+            }
             "+switch-master" => {
                 // <name> <old ip> <old port> <new ip> <new port>
                 let parts: Vec<&str> = payload.split(' ').collect();
@@ -240,13 +288,29 @@ impl Discovery {
         }
     }
 
+    /// Starts or ends holding a group's writes.
+    fn set_hold(&self, name: &str, on: bool) {
+        let current = self.cell.load();
+        let Some(gi) = current.groups.iter().position(|g| g.name == name) else {
+            return;
+        };
+        if current.groups[gi].hold.is_some() == on {
+            return;
+        }
+        let mut next = (*current).clone();
+        next.groups[gi].hold = on.then(|| FailoverHold {
+            since: std::time::Instant::now(),
+        });
+        self.cell.publish(next);
+    }
+
     /// Moves a group's master at once, without waiting for the next poll.
     fn switch_master(&self, name: &str, addr: &str) {
         let current = self.cell.load();
         let Some(gi) = current.groups.iter().position(|g| g.name == name) else {
             return;
         };
-        if current.groups[gi].master.as_deref() == Some(addr) {
+        if current.groups[gi].master.as_deref() == Some(addr) && current.groups[gi].hold.is_none() {
             return;
         }
         let mut next = (*current).clone();
@@ -258,6 +322,10 @@ impl Discovery {
             .map(|r| r.addr.to_string())
             .collect();
         set_group(group, addr, &replicas, &self.pool.groups[gi].servers);
+        group.hold = None;
+        self.announced
+            .borrow_mut()
+            .insert(gi, (addr.to_string(), std::time::Instant::now()));
         log_changes(&current, &next);
         self.cell.publish(next);
     }
@@ -267,6 +335,8 @@ impl Discovery {
 fn set_group(group: &mut Group, master: &str, dynamic: &[String], statics: &[String]) {
     if group.master.as_deref() != Some(master) {
         group.master = Some(ServerAddr::from(master));
+        // A new master ends any failover hold.
+        group.hold = None;
     }
     let mut replicas: Vec<Replica> = statics
         .iter()

@@ -13,6 +13,7 @@
 //! - [`topology`]: the immutable snapshot of groups and servers that routing reads.
 //! - [`discovery`]: asks the Sentinels and publishes new topology snapshots.
 //! - [`backend`]: one pipelined connection to a server (a link), replies matched FIFO.
+//! - [`hold`]: writes held while a group fails over, and refused writes re-sent.
 //! - [`config`]: TOML and predixy-style files into one typed [`config::Config`].
 //! - [`metrics`] and [`admin`]: counters, `/metrics`, INFO and the proxy's own commands.
 
@@ -22,6 +23,7 @@ pub mod backend;
 pub mod command;
 pub mod config;
 pub mod discovery;
+pub mod hold;
 pub mod metrics;
 pub mod protocol;
 pub mod routing;

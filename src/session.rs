@@ -14,9 +14,10 @@ pub use merge::{Merge, MergeKind};
 pub use queue::{ClientShared, Drained};
 
 use crate::auth::Rights;
-use crate::backend::{Link, Waiter};
+use crate::backend::{Link, Retry, Waiter};
 use crate::command::{self, flags, ArgList, CommandClass, CommandSpec};
 use crate::config::AuthMode;
+use crate::hold::HeldRequest;
 use crate::protocol::{put_error, ArgSpan, Parsed, RequestParser};
 use crate::topology::ServerAddr;
 use crate::worker::WorkerCtx;
@@ -41,7 +42,7 @@ const PUBSUB_OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
 
 /// The arguments of one parsed request.
 pub struct Args<'a> {
-    frame: &'a [u8],
+    frame: &'a Bytes,
     spans: &'a [ArgSpan],
 }
 
@@ -165,16 +166,16 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
                 }
                 Ok(Parsed::Skip { len }) => rbuf.advance(len),
                 Ok(Parsed::Multibulk { len }) => {
-                    let frame = &rbuf[..len];
-                    let keep_going = client.dispatch(frame, parser.spans()).await;
-                    rbuf.advance(len);
-                    if !keep_going {
+                    // Frozen, not copied: a write keeps its bytes (shared with the read
+                    // buffer) until its reply, so it can be re-sent after a failover.
+                    let frame = rbuf.split_to(len).freeze();
+                    if !client.dispatch(&frame, parser.spans()).await {
                         break 'read;
                     }
                 }
                 Ok(Parsed::Inline { len, encoded }) => {
                     rbuf.advance(len);
-                    if !client.dispatch(&encoded, parser.spans()).await {
+                    if !client.dispatch(&encoded.freeze(), parser.spans()).await {
                         break 'read;
                     }
                 }
@@ -300,7 +301,7 @@ impl Client {
     }
 
     /// Handles one request. False when the connection must close after what is queued.
-    async fn dispatch(&mut self, frame: &[u8], spans: &[ArgSpan]) -> bool {
+    async fn dispatch(&mut self, frame: &Bytes, spans: &[ArgSpan]) -> bool {
         let args = Args { frame, spans };
         if args.is_empty() {
             return true;
@@ -485,9 +486,38 @@ impl Client {
             self.shared.wait_idle().await;
             self.last_dedicated = false;
         }
-        let link = self.ctx.links.shared(&addr, self.db, self.resp3);
         let seq = self.shared.reserve();
-        link.send(args.frame, self.waiter(seq, 0));
+        let mut waiter = self.waiter(seq, 0);
+        if write {
+            // A write refused with -READONLY/-LOADING was not applied: it may be re-sent
+            // to the new master (see `hold`).
+            waiter.retry = Some(Retry {
+                frame: args.frame.clone(),
+                group: group as u32,
+                db: self.db,
+                resp3: self.resp3,
+            });
+        }
+        if write || self.shared.held() > 0 {
+            if let Some(since) = self.held_since(group) {
+                let frame = args.frame.clone();
+                self.ctx.hold.hold(
+                    &self.ctx,
+                    HeldRequest::new(frame, waiter, group, self.db, self.resp3, since, None),
+                );
+                return;
+            }
+        }
+        let link = self.ctx.links.shared(&addr, self.db, self.resp3);
+        link.send(args.frame, waiter);
+    }
+
+    /// When the group's writes are held for a failover, since when.
+    fn held_since(&self, group: usize) -> Option<Instant> {
+        let mut topo = self.ctx.topology.borrow_mut();
+        let hold = topo.get().groups.get(group)?.hold.as_ref()?;
+        let since = Instant::from_std(hold.since);
+        (since.elapsed() < crate::hold::HOLD_LIMIT).then_some(since)
     }
 
     pub(crate) fn waiter(&self, seq: u64, part: u32) -> Waiter {
@@ -496,6 +526,7 @@ impl Client {
             seq,
             part,
             sent: Instant::now(),
+            retry: None,
         }
     }
 
@@ -661,7 +692,7 @@ impl Client {
         let seq = self.shared.reserve();
         let tx = self.multi.as_mut().expect("still inside MULTI");
         if tx.group.is_none() {
-            tx.buffered.push((Bytes::copy_from_slice(args.frame), seq));
+            tx.buffered.push((args.frame.clone(), seq));
         } else if let Some((link, _)) = &self.private {
             link.send(args.frame, self.waiter(seq, 0));
         }

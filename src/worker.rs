@@ -5,7 +5,8 @@
 
 use crate::auth::AuthTable;
 use crate::backend::{LinkPool, LinkSettings};
-use crate::config::Config;
+use crate::config::{Cidr, Config};
+use crate::hold::HoldQueue;
 use crate::metrics::Stats;
 use crate::routing::{ReadPriorities, Sharding};
 use crate::session::ClientShared;
@@ -41,6 +42,8 @@ pub struct Proxy {
     pub config: Config,
     pub auth: Swappable<AuthTable>,
     pub priorities: Swappable<ReadPriorities>,
+    /// Client networks allowed to connect; empty = everyone.
+    pub allow: Swappable<Vec<Cidr>>,
     pub topology: Arc<TopologyCell>,
     pub sharding: Sharding,
     pub stats: Stats,
@@ -58,6 +61,7 @@ impl Proxy {
         let priorities = ReadPriorities::new(&config.sentinel_pool);
         let sharding = Sharding::new(&config.sentinel_pool);
         Proxy {
+            allow: Swappable::new(config.allow_cidrs()),
             auth: Swappable::new(auth),
             priorities: Swappable::new(priorities),
             sharding,
@@ -98,6 +102,8 @@ pub struct WorkerCtx {
     pub proxy: Arc<Proxy>,
     pub topology: RefCell<LocalTopology>,
     pub links: LinkPool,
+    /// Requests held during failovers.
+    pub hold: Rc<HoldQueue>,
     turn: Cell<usize>,
     /// Live sessions, for draining at shutdown.
     sessions: RefCell<Vec<Weak<ClientShared>>>,
@@ -113,13 +119,15 @@ impl WorkerCtx {
 
     /// Requests of this worker's clients still waiting for a backend.
     pub fn pending_requests(&self) -> usize {
+        let held = self.hold.len();
         let mut sessions = self.sessions.borrow_mut();
         sessions.retain(|s| s.strong_count() > 0);
         sessions
             .iter()
             .filter_map(Weak::upgrade)
             .map(|s| s.pending())
-            .sum()
+            .sum::<usize>()
+            + held
     }
 }
 
@@ -188,16 +196,20 @@ pub fn start_workers(proxy: Arc<Proxy>) -> std::io::Result<Vec<std::thread::Join
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
+    let hold = HoldQueue::new();
     let ctx = Rc::new(WorkerCtx {
         index,
         topology: RefCell::new(LocalTopology::new(proxy.topology.clone())),
-        links: LinkPool::new(proxy.link_settings()),
+        links: LinkPool::new(proxy.link_settings(), hold.clone()),
+        hold: hold.clone(),
         turn: Cell::new(index),
         sessions: RefCell::new(Vec::new()),
         proxy: proxy.clone(),
     });
+    tokio::task::spawn_local(hold.run(ctx.clone()));
     let mut shutdown = proxy.shutdown.subscribe();
     let mut topo_epoch = 0;
+    let refused_log = Cell::new(None);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -212,7 +224,7 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
             }
         };
         proxy.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        if !admit(&proxy, &peer) {
+        if !admit(&proxy, &peer, &refused_log) {
             continue;
         }
         // Drop links to servers that left the topology (checked per accept, not per request).
@@ -244,13 +256,23 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
     drain(&ctx).await;
 }
 
-/// The allow-list check at accept time.
-fn admit(proxy: &Proxy, peer: &SocketAddr) -> bool {
-    if proxy.config.allow.is_empty() {
+/// The allow-list check at accept time. A refused connection is closed without a
+/// byte sent; it is counted, and logged at most once a second per worker.
+fn admit(proxy: &Proxy, peer: &SocketAddr, last_log: &Cell<Option<Instant>>) -> bool {
+    let allow = proxy.allow.load();
+    if allow.is_empty() || allow.iter().any(|c| c.contains(peer.ip())) {
         return true;
     }
-    let _ = peer;
-    true
+    proxy.stats.refused.fetch_add(1, Ordering::Relaxed);
+    let now = Instant::now();
+    if last_log
+        .get()
+        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+    {
+        last_log.set(Some(now));
+        tracing::info!(client = %peer, "client refused: not in the allow list");
+    }
+    false
 }
 
 async fn refuse_over_limit(mut stream: tokio::net::TcpStream) {

@@ -37,6 +37,8 @@ pub struct ClientShared {
     closed: Cell<bool>,
     /// Bytes of unwritten replies after which the client is dropped (output buffer limit).
     output_limit: Cell<usize>,
+    /// Requests of this client held for a failover (its later requests wait behind them).
+    held: Cell<usize>,
 }
 
 /// What the writer should do with what it took from the queue.
@@ -62,7 +64,17 @@ impl ClientShared {
             wake_reader: Notify::new(),
             closed: Cell::new(false),
             output_limit: Cell::new(output_limit),
+            held: Cell::new(0),
         }
+    }
+
+    /// Requests of this client waiting in the worker's hold queue.
+    pub fn held(&self) -> usize {
+        self.held.get()
+    }
+
+    pub fn add_held(&self, delta: isize) {
+        self.held.set(self.held.get().saturating_add_signed(delta));
     }
 
     pub fn set_output_limit(&self, limit: usize) {
