@@ -6,6 +6,7 @@
 //! fill. Requests go out as the bytes the client sent; the reply queue gives every request
 //! exactly one slot, so a reply can only be written where its request stood.
 
+mod fanout;
 mod local;
 mod merge;
 mod queue;
@@ -16,7 +17,6 @@ pub use queue::{ClientShared, Drained};
 use crate::auth::Rights;
 use crate::backend::{Link, Retry, Waiter};
 use crate::command::{self, flags, ArgList, CommandClass, CommandSpec};
-use crate::config::AuthMode;
 use crate::hold::HeldRequest;
 use crate::protocol::{put_error, ArgSpan, Parsed, RequestParser};
 use crate::topology::ServerAddr;
@@ -312,7 +312,7 @@ impl Client {
             self.error(&text);
             return true;
         };
-        if !spec.arity_ok(args.len()) {
+        if !spec.arity_ok(args.len()) || !pairs_ok(spec, args.len()) {
             self.refuse_in_multi();
             let name = String::from_utf8_lossy(args.arg(0)).to_lowercase();
             self.error(&format!(
@@ -471,15 +471,11 @@ impl Client {
             }
         };
         let write = spec.class != CommandClass::Read;
-        let addr = match self.server_for(group, write) {
-            Ok(a) => a,
-            Err(text) => {
-                self.error(&text);
-                return;
-            }
-        };
         if spec.has(flags::BLOCKING) {
-            self.send_dedicated(group, &addr, args.frame).await;
+            match self.server_for(group, write) {
+                Ok(addr) => self.send_dedicated(group, &addr, args.frame).await,
+                Err(text) => self.error(&text),
+            }
             return;
         }
         if self.last_dedicated {
@@ -487,12 +483,36 @@ impl Client {
             self.last_dedicated = false;
         }
         let seq = self.shared.reserve();
-        let mut waiter = self.waiter(seq, 0);
+        self.send_part(group, write, args.frame, seq, 0);
+    }
+
+    /// Sends one request (or one part of a split request) to the server of `group` that
+    /// should answer it, on the shared link; its reply fills slot `seq`, part `part`.
+    /// Writes to a group in failover wait in the hold queue instead.
+    pub(crate) fn send_part(
+        &mut self,
+        group: usize,
+        write: bool,
+        frame: &Bytes,
+        seq: u64,
+        part: u32,
+    ) {
+        let addr = match self.server_for(group, write) {
+            Ok(a) => a,
+            Err(text) => {
+                self.scratch.clear();
+                put_error(&mut self.scratch, &text);
+                let reply = self.scratch.split().freeze();
+                self.shared.deliver(seq, part, reply);
+                return;
+            }
+        };
+        let mut waiter = self.waiter(seq, part);
         if write {
             // A write refused with -READONLY/-LOADING was not applied: it may be re-sent
             // to the new master (see `hold`).
             waiter.retry = Some(Retry {
-                frame: args.frame.clone(),
+                frame: frame.clone(),
                 group: group as u32,
                 db: self.db,
                 resp3: self.resp3,
@@ -500,16 +520,23 @@ impl Client {
         }
         if write || self.shared.held() > 0 {
             if let Some(since) = self.held_since(group) {
-                let frame = args.frame.clone();
                 self.ctx.hold.hold(
                     &self.ctx,
-                    HeldRequest::new(frame, waiter, group, self.db, self.resp3, since, None),
+                    HeldRequest::new(
+                        frame.clone(),
+                        waiter,
+                        group,
+                        self.db,
+                        self.resp3,
+                        since,
+                        None,
+                    ),
                 );
                 return;
             }
         }
         let link = self.ctx.links.shared(&addr, self.db, self.resp3);
-        link.send(args.frame, waiter);
+        link.send(frame, waiter);
     }
 
     /// When the group's writes are held for a failover, since when.
@@ -840,22 +867,12 @@ impl Client {
         }
         true
     }
+}
 
-    /// Split commands and commands that go to every group, when the pool has several.
-    /// True when handled.
-    fn fan_out(&mut self, spec: &CommandSpec, args: &Args<'_>) -> bool {
-        let _ = (spec, args);
-        // Split and broadcast commands over several groups land with the sharded pool
-        // work; until then a multi-key command must keep its keys in one group.
-        false
-    }
-
-    /// Admin mode, for proxy-local admin commands.
-    pub(crate) fn is_admin(&self) -> bool {
-        self.rights
-            .as_ref()
-            .is_some_and(|r| r.mode == AuthMode::Admin)
-    }
+/// Commands taking key/value pairs need an even number of arguments after the name
+/// (Redis checks this inside the command; the proxy splits them, so checks first).
+fn pairs_ok(spec: &CommandSpec, argc: usize) -> bool {
+    !matches!(spec.name, "mset" | "msetnx") || argc % 2 == 1
 }
 
 fn is_subscribe(spec: &CommandSpec) -> bool {
