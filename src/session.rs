@@ -90,6 +90,10 @@ pub(crate) struct Client {
     last_dedicated: bool,
     keys: Vec<usize>,
     scratch: BytesMut,
+    /// The last shared link used and its server (saves a map lookup per request).
+    link_cache: Option<(ServerAddr, Rc<Link>)>,
+    /// When the current batch of requests was read (one clock read per batch).
+    now: Instant,
 }
 
 /// Serves one client until it disconnects or is closed.
@@ -118,6 +122,8 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
         last_dedicated: false,
         keys: Vec::new(),
         scratch: BytesMut::new(),
+        link_cache: None,
+        now: Instant::now(),
     };
     let mut parser = RequestParser::new(ctx.proxy.config.proto_max_bulk_len);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
@@ -150,7 +156,7 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
                 shared.close_after();
                 break;
             }
-            Ok(_) => {}
+            Ok(_) => client.now = Instant::now(),
         }
         loop {
             match parser.parse(&rbuf) {
@@ -427,8 +433,13 @@ impl Client {
         Ok(group)
     }
 
-    /// Picks the server for a request to `group`.
-    fn server_for(&mut self, group: usize, write: bool) -> Result<ServerAddr, String> {
+    /// Picks the server for a request to `group`, and whether the group's writes are
+    /// held for a failover (since when), in one look at the topology snapshot.
+    fn route(
+        &mut self,
+        group: usize,
+        write: bool,
+    ) -> Result<(ServerAddr, Option<Instant>), String> {
         let ctx = self.ctx.clone();
         let mut topo = ctx.topology.borrow_mut();
         let topo = topo.get();
@@ -441,6 +452,11 @@ impl Client {
                 g.name
             ));
         };
+        let held = g
+            .hold
+            .as_ref()
+            .map(|h| Instant::from_std(h.since))
+            .filter(|since| since.elapsed() < crate::hold::HOLD_LIMIT);
         if write {
             if ctx.links.is_down(master) {
                 return Err(format!(
@@ -448,13 +464,36 @@ impl Client {
                     g.name
                 ));
             }
-            return Ok(master.clone());
+            return Ok((master.clone(), held));
         }
         let turn = ctx.next_turn();
         let prio = ctx.proxy.priorities();
         let addr = crate::routing::pick_reader(g, &prio, turn, |a| ctx.links.is_down(a));
-        addr.cloned()
-            .ok_or_else(|| format!("ERR redmux: no server available for group '{}'", g.name))
+        match addr {
+            Some(a) => Ok((a.clone(), held)),
+            None => Err(format!(
+                "ERR redmux: no server available for group '{}'",
+                g.name
+            )),
+        }
+    }
+
+    /// Picks the server for a request to `group`.
+    fn server_for(&mut self, group: usize, write: bool) -> Result<ServerAddr, String> {
+        self.route(group, write).map(|(addr, _)| addr)
+    }
+
+    /// The shared link to `addr` for this client's database and protocol; the last one
+    /// used is cached, so the common case costs no map lookup.
+    fn shared_link(&mut self, addr: &ServerAddr) -> Rc<Link> {
+        if let Some((cached, link)) = &self.link_cache {
+            if Arc::ptr_eq(cached, addr) && link.key.db == self.db && link.key.resp3 == self.resp3 {
+                return link.clone();
+            }
+        }
+        let link = self.ctx.links.shared(addr, self.db, self.resp3);
+        self.link_cache = Some((addr.clone(), link.clone()));
+        link
     }
 
     /// Sends a request to the server that should answer it.
@@ -497,8 +536,8 @@ impl Client {
         seq: u64,
         part: u32,
     ) {
-        let addr = match self.server_for(group, write) {
-            Ok(a) => a,
+        let (addr, held) = match self.route(group, write) {
+            Ok(r) => r,
             Err(text) => {
                 self.scratch.clear();
                 put_error(&mut self.scratch, &text);
@@ -518,33 +557,23 @@ impl Client {
                 resp3: self.resp3,
             });
         }
-        if write || self.shared.held() > 0 {
-            if let Some(since) = self.held_since(group) {
-                self.ctx.hold.hold(
-                    &self.ctx,
-                    HeldRequest::new(
-                        frame.clone(),
-                        waiter,
-                        group,
-                        self.db,
-                        self.resp3,
-                        since,
-                        None,
-                    ),
-                );
-                return;
-            }
+        if let Some(since) = held.filter(|_| write || self.shared.held() > 0) {
+            self.ctx.hold.hold(
+                &self.ctx,
+                HeldRequest::new(
+                    frame.clone(),
+                    waiter,
+                    group,
+                    self.db,
+                    self.resp3,
+                    since,
+                    None,
+                ),
+            );
+            return;
         }
-        let link = self.ctx.links.shared(&addr, self.db, self.resp3);
+        let link = self.shared_link(&addr);
         link.send(frame, waiter);
-    }
-
-    /// When the group's writes are held for a failover, since when.
-    fn held_since(&self, group: usize) -> Option<Instant> {
-        let mut topo = self.ctx.topology.borrow_mut();
-        let hold = topo.get().groups.get(group)?.hold.as_ref()?;
-        let since = Instant::from_std(hold.since);
-        (since.elapsed() < crate::hold::HOLD_LIMIT).then_some(since)
     }
 
     pub(crate) fn waiter(&self, seq: u64, part: u32) -> Waiter {
@@ -552,7 +581,7 @@ impl Client {
             client: self.shared.clone(),
             seq,
             part,
-            sent: Instant::now(),
+            sent: self.now,
             retry: None,
         }
     }

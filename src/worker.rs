@@ -41,7 +41,9 @@ impl<T> Swappable<T> {
 pub struct Proxy {
     pub config: Config,
     pub auth: Swappable<AuthTable>,
-    pub priorities: Swappable<ReadPriorities>,
+    /// Read priorities (master, static replica, dynamic replica), changeable at run time;
+    /// plain atomics so that reading them costs no shared reference count.
+    priorities: [std::sync::atomic::AtomicU32; 3],
     /// Client networks allowed to connect; empty = everyone.
     pub allow: Swappable<Vec<Cidr>>,
     pub topology: Arc<TopologyCell>,
@@ -63,7 +65,11 @@ impl Proxy {
         Proxy {
             allow: Swappable::new(config.allow_cidrs()),
             auth: Swappable::new(auth),
-            priorities: Swappable::new(priorities),
+            priorities: [
+                std::sync::atomic::AtomicU32::new(priorities.master),
+                std::sync::atomic::AtomicU32::new(priorities.static_replica),
+                std::sync::atomic::AtomicU32::new(priorities.dynamic_replica),
+            ],
             sharding,
             topology,
             stats: Stats::default(),
@@ -80,7 +86,18 @@ impl Proxy {
     }
 
     pub fn priorities(&self) -> ReadPriorities {
-        *self.priorities.load()
+        ReadPriorities {
+            master: self.priorities[0].load(Ordering::Relaxed),
+            static_replica: self.priorities[1].load(Ordering::Relaxed),
+            dynamic_replica: self.priorities[2].load(Ordering::Relaxed),
+        }
+    }
+
+    /// Changes the read priorities (CONFIG SET, reload).
+    pub fn set_priorities(&self, p: ReadPriorities) {
+        self.priorities[0].store(p.master, Ordering::Relaxed);
+        self.priorities[1].store(p.static_replica, Ordering::Relaxed);
+        self.priorities[2].store(p.dynamic_replica, Ordering::Relaxed);
     }
 
     fn link_settings(&self) -> LinkSettings {
