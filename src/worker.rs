@@ -226,7 +226,7 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
     tokio::task::spawn_local(hold.run(ctx.clone()));
     let mut shutdown = proxy.shutdown.subscribe();
     let mut topo_epoch = 0;
-    let refused_log = Cell::new(None);
+    let refused_log = Rc::new(Cell::new(None));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -241,7 +241,9 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
             }
         };
         proxy.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        if !admit(&proxy, &peer, &refused_log) {
+        // With the PROXY protocol the allow-list checks the address in the header.
+        let proxied = proxy.config.proxy_protocol;
+        if !proxied && !admit(&proxy, &peer, &refused_log) {
             continue;
         }
         // Drop links to servers that left the topology (checked per accept, not per request).
@@ -261,11 +263,26 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
             let now = proxy.clients.fetch_add(1, Ordering::Relaxed) + 1;
             max > 0 && now > max
         };
+        let refused_log = refused_log.clone();
         tokio::task::spawn_local(async move {
-            if over_limit {
-                refuse_over_limit(stream).await;
+            let mut stream = stream;
+            let peer = if proxied {
+                match crate::proxy_protocol::read_header(&mut stream).await {
+                    Ok(crate::proxy_protocol::Header::Client(real)) => Some(real),
+                    Ok(crate::proxy_protocol::Header::Local) => Some(peer),
+                    Err(why) => {
+                        tracing::debug!(client = %peer, why, "connection without a valid PROXY header closed");
+                        None
+                    }
+                }
+                .filter(|real| admit(&ctx2.proxy, real, &refused_log))
             } else {
-                crate::session::run(ctx2.clone(), stream, peer.to_string()).await;
+                Some(peer)
+            };
+            match peer {
+                None => {}
+                Some(_) if over_limit => refuse_over_limit(stream).await,
+                Some(peer) => crate::session::run(ctx2.clone(), stream, peer.to_string()).await,
             }
             ctx2.proxy.clients.fetch_sub(1, Ordering::Relaxed);
         });
