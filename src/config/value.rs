@@ -222,6 +222,15 @@ pub(super) fn check_log_level(text: &str) -> Result<(), String> {
     }
 }
 
+/// `yes`/`no` (predixy style), also `true`/`false` and `on`/`off`.
+pub(super) fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" => Ok(true),
+        "no" | "false" | "off" => Ok(false),
+        _ => Err(format!("bad switch `{text}` (expected yes or no)")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,14 +311,5 @@ mod tests {
         assert!(check_log_level("verbose").is_err());
         assert!(check_log_level("").is_err());
         assert!(check_log_level("=info").is_err());
-    }
-}
-
-/// `yes`/`no` (predixy style), also `true`/`false` and `on`/`off`.
-pub(super) fn parse_bool(text: &str) -> Result<bool, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "yes" | "true" | "on" => Ok(true),
-        "no" | "false" | "off" => Ok(false),
-        _ => Err(format!("bad switch `{text}` (expected yes or no)")),
     }
 }
