@@ -392,3 +392,102 @@ fn redis_crate_resp2_and_resp3() {
         assert_eq!(m.query(&["GET", "crate"]).unwrap(), Reply::bulk(proto));
     }
 }
+
+#[test]
+fn state_changes_inside_one_pipeline_apply_in_order() {
+    let t = MasterReplica::start(GROUP);
+    let p = start_predixy_ready(&t);
+    let mut c = p.conn_auth(WRITE_PW);
+    c.query(&["HSET", "ph", "f", "v"]).unwrap();
+    let replies = c
+        .pipeline(&[
+            &["SET", "ps", "db0"][..],
+            &["SELECT", "2"],
+            &["SET", "ps", "db2"],
+            &["GET", "ps"],
+            &["HELLO", "3"],
+            &["HGETALL", "ph"],
+            &["SELECT", "0"],
+            &["GET", "ps"],
+            &["HGETALL", "ph"],
+            &["HELLO", "2"],
+            &["HGETALL", "ph"],
+            &["CLIENT", "SETNAME", "piped"],
+            &["CLIENT", "GETNAME"],
+        ])
+        .unwrap();
+    assert_eq!(replies[0], Reply::ok());
+    assert_eq!(replies[1], Reply::ok());
+    assert_eq!(replies[2], Reply::ok());
+    assert_eq!(replies[3], Reply::bulk("db2"));
+    assert!(matches!(replies[4], Reply::Map(_)), "{:?}", replies[4]);
+    // db 2 has no hash: an empty RESP3 map.
+    assert_eq!(replies[5], Reply::Map(vec![]));
+    assert_eq!(replies[7], Reply::bulk("db0"));
+    assert_eq!(
+        replies[8],
+        Reply::Map(vec![(Reply::bulk("f"), Reply::bulk("v"))])
+    );
+    assert_eq!(
+        replies[10],
+        Reply::Array(vec![Reply::bulk("f"), Reply::bulk("v")])
+    );
+    assert_eq!(replies[12], Reply::bulk("piped"));
+
+    // A blocking command in the middle of a pipeline keeps the order around it.
+    t.master.cmd(&["RPUSH", "pbl", "x"]);
+    let replies = c
+        .pipeline(&[
+            &["INCR", "pc"][..],
+            &["BLPOP", "pbl", "1"],
+            &["INCR", "pc"],
+            &["BLPOP", "pbl", "0.2"],
+            &["INCR", "pc"],
+        ])
+        .unwrap();
+    assert_eq!(
+        replies,
+        vec![
+            Reply::Int(1),
+            Reply::Array(vec![Reply::bulk("pbl"), Reply::bulk("x")]),
+            Reply::Int(2),
+            Reply::Nil,
+            Reply::Int(3)
+        ]
+    );
+
+    // QUIT in a pipeline: what comes before is answered, nothing after it.
+    let mut q = p.conn_auth(WRITE_PW);
+    q.send_raw(b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n*2\r\n$4\r\nINCR\r\n$2\r\npc\r\n")
+        .unwrap();
+    assert_eq!(q.read_reply().unwrap(), Reply::Status("PONG".into()));
+    assert_eq!(q.read_reply().unwrap(), Reply::ok());
+    assert!(q.read_reply().is_err(), "a reply after QUIT");
+    assert_eq!(t.master.cmd(&["GET", "pc"]), Reply::bulk("3"));
+}
+
+#[test]
+fn hello_with_a_wrong_password_keeps_the_session() {
+    let t = MasterReplica::start(GROUP);
+    let p = start_predixy_ready(&t);
+    let mut c = p.conn_auth(ADMIN_PW);
+    assert_err(
+        &c.query(&["HELLO", "3", "AUTH", "default", "wrong"]).unwrap(),
+        "WRONGPASS",
+    );
+    // Still RESP2 and still admin.
+    assert_eq!(
+        c.query(&["CONFIG", "GET", "port"]).unwrap().as_array().map(|a| a.len()),
+        Some(2)
+    );
+    assert_eq!(
+        c.query(&["HELLO", "3", "AUTH", "default", WRITE_PW, "SETNAME", "x"])
+            .unwrap()
+            .as_pairs()
+            .iter()
+            .find(|(k, _)| k == "proto")
+            .map(|(_, v)| v.clone()),
+        Some("3".into())
+    );
+    assert_err(&c.query(&["CONFIG", "GET", "port"]).unwrap(), "NOPERM");
+}
