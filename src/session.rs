@@ -31,8 +31,11 @@ use tokio::time::Instant;
 
 /// Most requests one client may have queued before the proxy stops reading from it.
 const MAX_QUEUED: usize = 16 * 1024;
-/// Read buffer growth step.
+/// Read buffer growth step (the buffer starts small and doubles up to this step, so
+/// hundreds of idle or small-request clients cost little memory).
 const READ_CHUNK: usize = 16 * 1024;
+/// First read buffer size.
+const READ_START: usize = 512;
 /// Most bytes of replies gathered into one write.
 const WRITE_BATCH: usize = 256 * 1024;
 /// Replies smaller than this are copied into one buffer; larger ones are written as they are.
@@ -126,7 +129,7 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
         now: Instant::now(),
     };
     let mut parser = RequestParser::new(ctx.proxy.config.proto_max_bulk_len);
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut rbuf = BytesMut::new();
     let query_limit = ctx.proxy.config.client_query_buffer_limit;
     let idle = ctx.proxy.config.client_timeout;
     'read: loop {
@@ -134,8 +137,8 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
         if shared.is_closed() {
             break;
         }
-        if rbuf.capacity() - rbuf.len() < 1024 {
-            rbuf.reserve(READ_CHUNK);
+        if rbuf.capacity() - rbuf.len() < READ_START / 2 {
+            rbuf.reserve(rbuf.capacity().clamp(READ_START, READ_CHUNK));
         }
         let read = if idle.is_zero() {
             reader.read_buf(&mut rbuf).await
@@ -200,7 +203,7 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
 
 async fn write_loop(shared: Rc<ClientShared>, mut writer: OwnedWriteHalf) {
     let mut batch: Vec<Bytes> = Vec::new();
-    let mut small = BytesMut::with_capacity(COALESCE_MAX);
+    let mut small = BytesMut::new();
     loop {
         let outcome = shared.drain_ready(&mut batch, WRITE_BATCH);
         if !batch.is_empty()
