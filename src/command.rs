@@ -5,6 +5,7 @@
 //! `scripts/gen-command-table.py`; `tests/command_table.rs` checks it against a live
 //! redis-server so it cannot drift. Key positions mirror Redis 7 key specs exactly.
 
+mod lookup;
 mod table;
 
 /// The Redis version whose `COMMAND` reply the table was generated from.
@@ -143,18 +144,18 @@ pub fn all() -> &'static [CommandSpec] {
 /// Looks a command up by name, case-insensitively. For container commands the
 /// container's own spec is returned; use [`lookup_request`] to resolve the subcommand.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    table::lookup(name)
+    lookup::lookup(name)
 }
 
 /// Looks up the spec for a whole request: the subcommand's spec for container commands
 /// when the subcommand is known, otherwise the command's.
 pub fn lookup_request<A: ArgList + ?Sized>(args: &A) -> Option<&'static CommandSpec> {
-    table::lookup_request(args)
+    lookup::lookup_request(args)
 }
 
 /// Appends the argument indices of every key the request names, in Redis' order
 /// (what `COMMAND GETKEYS` would answer). Malformed requests yield the keys that can be
 /// found; nothing panics.
 pub fn key_indices<A: ArgList + ?Sized>(spec: &CommandSpec, args: &A, out: &mut Vec<usize>) {
-    table::key_indices(spec, args, out)
+    lookup::key_indices(spec, args, out)
 }
