@@ -324,8 +324,8 @@ def render(rows, version):
         "//! `python3 scripts/gen-command-table.py`; the class rules are documented there.",
         "",
         "use super::flags::*;",
+        "use super::lookup::{c, ix, k, kn, kw, rg};",
         "use super::CommandClass::{Admin, Local, Read, Unsupported, Write};",
-        "use super::lookup::{c, k, ix, kw, rg, kn};",
         "use super::CommandSpec;",
         "",
         "/// The Redis version the table was generated from.",
@@ -339,7 +339,6 @@ def render(rows, version):
         assert name.isascii() and '"' not in name
         out.append('    c("%s", %d, %s, %s, &[%s]),' % (name, arity, cls, fl, ", ".join(keys)))
     out.append("];")
-    out.append("")
     return "\n".join(out) + "\n"
 
 
