@@ -67,7 +67,9 @@ fn rust_redis_crate(p: &Redmux) {
     // Pipeline.
     let mut pipe = redis::pipe();
     for i in 0..200 {
-        pipe.set(format!("rs:k{i}"), i).ignore().get(format!("rs:k{i}"));
+        pipe.set(format!("rs:k{i}"), i)
+            .ignore()
+            .get(format!("rs:k{i}"));
     }
     let got: Vec<i64> = pipe.query(&mut con).unwrap();
     assert_eq!(got, (0..200).collect::<Vec<i64>>());

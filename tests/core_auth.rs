@@ -33,9 +33,14 @@ fn noauth_until_auth_and_only_auth_hello_quit_allowed() {
     }
     // HELLO without AUTH is refused the way Redis refuses it; with AUTH it logs in.
     assert_err(&c.query(&["HELLO", "3"]).unwrap(), "NOAUTH");
-    let hello = c.query(&["HELLO", "2", "AUTH", "default", WRITE_PW]).unwrap();
+    let hello = c
+        .query(&["HELLO", "2", "AUTH", "default", WRITE_PW])
+        .unwrap();
     assert!(
-        hello.as_pairs().iter().any(|(k, v)| k == "proto" && v == "2"),
+        hello
+            .as_pairs()
+            .iter()
+            .any(|(k, v)| k == "proto" && v == "2"),
         "HELLO 2 AUTH gave {hello:?}"
     );
     assert_eq!(c.query(&["SET", "k", "v"]).unwrap(), Reply::ok());
@@ -127,7 +132,10 @@ fn admin_commands_refused_for_write_users() {
     }
     // Nothing reached the master, and the connection is still usable.
     assert_eq!(t.master.cmd(&["GET", "keep"]), Reply::bulk("1"));
-    assert_eq!(t.master.cmd(&["CONFIG", "GET", "maxmemory"]).to_string(), "[maxmemory, 0]");
+    assert_eq!(
+        t.master.cmd(&["CONFIG", "GET", "maxmemory"]).to_string(),
+        "[maxmemory, 0]"
+    );
     assert_eq!(c.query(&["GET", "keep"]).unwrap(), Reply::bulk("1"));
 
     // The admin password may run them.
@@ -135,7 +143,8 @@ fn admin_commands_refused_for_write_users() {
     assert_eq!(a.query(&["FLUSHDB"]).unwrap(), Reply::ok());
     assert_eq!(t.master.cmd(&["EXISTS", "keep"]), Reply::Int(0));
     assert_eq!(
-        a.query(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]).unwrap(),
+        a.query(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+            .unwrap(),
         Reply::ok()
     );
 }
@@ -170,13 +179,18 @@ fn read_mode_and_key_prefixes_on_every_key() {
     let t = MasterReplica::start(GROUP);
     let p = start_toml(&t.sentinel_addrs(), PREFIX_AUTH, "");
     wait_master(&p, Some("root"));
-    t.master.cmd(&["MSET", "pub:a", "1", "pub:b", "2", "app:a", "3", "other", "4"]);
+    t.master.cmd(&[
+        "MSET", "pub:a", "1", "pub:b", "2", "app:a", "3", "other", "4",
+    ]);
 
     // read mode: reads of pub: only, no writes at all.
     let mut ro = p.conn_auth("ro");
     assert_eq!(ro.query(&["GET", "pub:a"]).unwrap(), Reply::bulk("1"));
     assert_err(&ro.query(&["GET", "other"]).unwrap(), "NOPERM");
-    assert_err(&ro.query(&["MGET", "pub:a", "pub:b", "other"]).unwrap(), "NOPERM");
+    assert_err(
+        &ro.query(&["MGET", "pub:a", "pub:b", "other"]).unwrap(),
+        "NOPERM",
+    );
     assert_err(&ro.query(&["EXISTS", "pub:a", "app:a"]).unwrap(), "NOPERM");
     assert_err(&ro.query(&["SET", "pub:a", "x"]).unwrap(), "NOPERM");
     assert_err(&ro.query(&["DEL", "pub:a"]).unwrap(), "NOPERM");
@@ -188,15 +202,27 @@ fn read_mode_and_key_prefixes_on_every_key() {
 
     // write mode with prefixes: every key of MSET/DEL/RENAME is checked.
     let mut rw = p.conn_auth("rw");
-    assert_eq!(rw.query(&["MSET", "app:x", "1", "app:y", "2"]).unwrap(), Reply::ok());
-    assert_err(&rw.query(&["MSET", "app:z", "1", "other", "2"]).unwrap(), "NOPERM");
-    assert_err(&rw.query(&["MSET", "other", "1", "app:z", "2"]).unwrap(), "NOPERM");
+    assert_eq!(
+        rw.query(&["MSET", "app:x", "1", "app:y", "2"]).unwrap(),
+        Reply::ok()
+    );
+    assert_err(
+        &rw.query(&["MSET", "app:z", "1", "other", "2"]).unwrap(),
+        "NOPERM",
+    );
+    assert_err(
+        &rw.query(&["MSET", "other", "1", "app:z", "2"]).unwrap(),
+        "NOPERM",
+    );
     assert_err(&rw.query(&["DEL", "app:x", "other"]).unwrap(), "NOPERM");
     assert_err(&rw.query(&["DEL", "app:x", "pub:a"]).unwrap(), "NOPERM");
     assert_err(&rw.query(&["RENAME", "app:x", "pub:c"]).unwrap(), "NOPERM");
     // Reading pub: is allowed, copying from it into app: too (source read, destination written).
     assert_eq!(rw.query(&["GET", "pub:a"]).unwrap(), Reply::bulk("1"));
-    assert_eq!(rw.query(&["COPY", "pub:a", "app:copy"]).unwrap(), Reply::Int(1));
+    assert_eq!(
+        rw.query(&["COPY", "pub:a", "app:copy"]).unwrap(),
+        Reply::Int(1)
+    );
     assert_err(&rw.query(&["COPY", "app:x", "pub:copy"]).unwrap(), "NOPERM");
     assert_err(&rw.query(&["GET", "other"]).unwrap(), "NOPERM");
     assert_err(&rw.query(&["CONFIG", "GET", "port"]).unwrap(), "NOPERM");

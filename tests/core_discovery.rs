@@ -30,15 +30,21 @@ fn starts_without_sentinel_and_works_once_it_answers() {
     must_wait(Duration::from_secs(10), "a write through redmux", || {
         c.query(&["SET", "k", "v"]).unwrap() == Reply::ok()
     });
-    eprintln!("master known {:?} after the Sentinel came back", t0.elapsed());
+    eprintln!(
+        "master known {:?} after the Sentinel came back",
+        t0.elapsed()
+    );
     assert_eq!(t.master.cmd(&["GET", "k"]), Reply::bulk("v"));
 }
 
-/// Makes `key` exist on the replica only (`replica-read-only no`), so a read shows which
+/// Makes `key` exist on the (first) replica only (`replica-read-only no`), so a read shows which
 /// server answered it.
 fn key_only_on_replica(t: &MasterReplica, key: &str) {
     let r = t.replica();
-    assert_eq!(r.cmd(&["CONFIG", "SET", "replica-read-only", "no"]), Reply::ok());
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "replica-read-only", "no"]),
+        Reply::ok()
+    );
     assert_eq!(r.cmd(&["SET", key, "from-replica"]), Reply::ok());
     assert_eq!(t.master.cmd(&["EXISTS", key]), Reply::Int(0));
 }
@@ -64,13 +70,18 @@ fn reads_go_to_the_master_when_its_priority_is_highest() {
     for _ in 0..50 {
         assert_eq!(c.query(&["GET", "where"]).unwrap(), Reply::Nil);
     }
-    assert_eq!(calls(t.replica(), "get"), before, "the replica served reads");
+    assert_eq!(
+        calls(t.replica(), "get"),
+        before,
+        "the replica served reads"
+    );
     assert!(calls(&t.master, "get") >= 50);
 }
 
 #[test]
 fn reads_go_to_replicas_when_their_priority_is_higher() {
-    let t = MasterReplica::start(GROUP);
+    // Two replicas of equal priority above the master's: reads are spread over both.
+    let t = MasterReplica::start_with(GROUP, 2, 1, 1);
     t.wait_replica_known();
     let p = start_toml(
         &t.sentinel_addrs(),
@@ -78,16 +89,47 @@ fn reads_go_to_replicas_when_their_priority_is_higher() {
         "master_read_priority = 10\ndynamic_replica_read_priority = 100",
     );
     wait_master(&p, None);
-    key_only_on_replica(&t, "where");
-    let mut c = p.conn();
-    must_wait(Duration::from_secs(10), "a read served by the replica", || {
-        c.query(&["GET", "where"]).unwrap() == Reply::bulk("from-replica")
-    });
-    let master_gets = calls(&t.master, "get");
-    for _ in 0..50 {
-        assert_eq!(c.query(&["GET", "where"]).unwrap(), Reply::bulk("from-replica"));
+    for (i, r) in t.replicas.iter().enumerate() {
+        assert_eq!(
+            r.cmd(&["CONFIG", "SET", "replica-read-only", "no"]),
+            Reply::ok()
+        );
+        assert_eq!(
+            r.cmd(&["SET", "where", &format!("replica-{i}")]),
+            Reply::ok()
+        );
     }
-    assert_eq!(calls(&t.master, "get"), master_gets, "the master served reads");
+    let mut c = p.conn();
+    must_wait(
+        Duration::from_secs(10),
+        "reads served by both replicas",
+        || {
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..20 {
+                seen.insert(c.query(&["GET", "where"]).unwrap().to_string());
+            }
+            seen.len() == 2
+        },
+    );
+    let master_gets = calls(&t.master, "get");
+    let mut counts = [0usize; 2];
+    for _ in 0..100 {
+        match c.query(&["GET", "where"]).unwrap().to_string().as_str() {
+            "replica-0" => counts[0] += 1,
+            "replica-1" => counts[1] += 1,
+            other => panic!("a read answered {other:?}"),
+        }
+    }
+    eprintln!("reads per replica: {counts:?}");
+    assert!(
+        counts.iter().all(|&n| n >= 20),
+        "unbalanced reads {counts:?}"
+    );
+    assert_eq!(
+        calls(&t.master, "get"),
+        master_gets,
+        "the master served reads"
+    );
     // Writes still go to the master.
     assert_eq!(c.query(&["SET", "w", "1"]).unwrap(), Reply::ok());
     assert_eq!(t.master.cmd(&["GET", "w"]), Reply::bulk("1"));
@@ -168,7 +210,8 @@ fn sentinel_failover_during_writes() {
         .expect("no +switch-master message");
     let msg = msg.expect("reading +switch-master");
     assert!(
-        msg.to_string().contains(&format!("{old_port}")) && msg.to_string().contains(&format!("{new_port}")),
+        msg.to_string().contains(&format!("{old_port}"))
+            && msg.to_string().contains(&format!("{new_port}")),
         "unexpected announcement {msg}"
     );
     while announced.elapsed() < Duration::from_secs(2) {
@@ -209,7 +252,11 @@ fn sentinel_failover_during_writes() {
         .filter(|w| !w.ok)
         .map(|w| format!("#{}: {}", w.index, w.reply))
         .collect();
-    let longest = writes.iter().map(|w| w.done - w.sent).max().unwrap_or_default();
+    let longest = writes
+        .iter()
+        .map(|w| w.done - w.sent)
+        .max()
+        .unwrap_or_default();
     eprintln!(
         "failover: {} writes, {} acknowledged, {} failed, first ack after +switch-master in {reach:?}, longest write {longest:?}",
         writes.len(),
@@ -223,7 +270,10 @@ fn sentinel_failover_during_writes() {
         &missing[..missing.len().min(20)],
         p.logs()
     );
-    assert!(reach <= Duration::from_secs(1), "first write after the announcement took {reach:?}");
+    assert!(
+        reach <= Duration::from_secs(1),
+        "first write after the announcement took {reach:?}"
+    );
     assert!(
         late_failures.is_empty(),
         "writes failed more than 1 s after the announcement: {late_failures:?}"

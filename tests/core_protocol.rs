@@ -27,24 +27,48 @@ fn hello_2_and_3_with_auth_and_setname_and_client_commands() {
     let p = start_predixy_ready(&t);
     let mut c = p.conn();
     let hello = c
-        .query(&["HELLO", "3", "AUTH", "default", WRITE_PW, "SETNAME", "app-1"])
+        .query(&[
+            "HELLO", "3", "AUTH", "default", WRITE_PW, "SETNAME", "app-1",
+        ])
         .unwrap();
-    assert!(matches!(hello, Reply::Map(_)), "HELLO 3 is a map: {hello:?}");
+    assert!(
+        matches!(hello, Reply::Map(_)),
+        "HELLO 3 is a map: {hello:?}"
+    );
     assert_eq!(field(&hello, "proto"), "3");
     assert_eq!(field(&hello, "server"), "redis");
     assert!(field(&hello, "version").starts_with('7'));
     let id = field(&hello, "id");
-    assert_eq!(c.query(&["CLIENT", "ID"]).unwrap(), Reply::Int(id.parse().unwrap()));
-    assert_eq!(c.query(&["CLIENT", "GETNAME"]).unwrap(), Reply::bulk("app-1"));
-    assert_eq!(c.query(&["CLIENT", "SETNAME", "app-2"]).unwrap(), Reply::ok());
-    assert_eq!(c.query(&["CLIENT", "GETNAME"]).unwrap(), Reply::bulk("app-2"));
-    assert_err(&c.query(&["CLIENT", "SETNAME", "bad name"]).unwrap(), "ERR");
     assert_eq!(
-        c.query(&["CLIENT", "SETINFO", "LIB-NAME", "redmux-test"]).unwrap(),
+        c.query(&["CLIENT", "ID"]).unwrap(),
+        Reply::Int(id.parse().unwrap())
+    );
+    assert_eq!(
+        c.query(&["CLIENT", "GETNAME"]).unwrap(),
+        Reply::bulk("app-1")
+    );
+    assert_eq!(
+        c.query(&["CLIENT", "SETNAME", "app-2"]).unwrap(),
         Reply::ok()
     );
-    assert_eq!(c.query(&["CLIENT", "SETINFO", "LIB-VER", "1.2.3"]).unwrap(), Reply::ok());
-    assert_err(&c.query(&["CLIENT", "SETINFO", "nope", "x"]).unwrap(), "ERR");
+    assert_eq!(
+        c.query(&["CLIENT", "GETNAME"]).unwrap(),
+        Reply::bulk("app-2")
+    );
+    assert_err(&c.query(&["CLIENT", "SETNAME", "bad name"]).unwrap(), "ERR");
+    assert_eq!(
+        c.query(&["CLIENT", "SETINFO", "LIB-NAME", "redmux-test"])
+            .unwrap(),
+        Reply::ok()
+    );
+    assert_eq!(
+        c.query(&["CLIENT", "SETINFO", "LIB-VER", "1.2.3"]).unwrap(),
+        Reply::ok()
+    );
+    assert_err(
+        &c.query(&["CLIENT", "SETINFO", "nope", "x"]).unwrap(),
+        "ERR",
+    );
     let info = c.query(&["CLIENT", "INFO"]).unwrap().to_string();
     for part in [
         format!("id={id} "),
@@ -73,7 +97,10 @@ fn hello_2_and_3_with_auth_and_setname_and_client_commands() {
 
     // Back to RESP2: the same commands answer in RESP2.
     let hello2 = c.query(&["HELLO", "2"]).unwrap();
-    assert!(matches!(hello2, Reply::Array(_)), "HELLO 2 is an array: {hello2:?}");
+    assert!(
+        matches!(hello2, Reply::Array(_)),
+        "HELLO 2 is an array: {hello2:?}"
+    );
     assert_eq!(field(&hello2, "proto"), "2");
     assert_eq!(
         c.query(&["HGETALL", "h"]).unwrap(),
@@ -82,7 +109,10 @@ fn hello_2_and_3_with_auth_and_setname_and_client_commands() {
     assert_eq!(c.query(&["ZSCORE", "z", "m"]).unwrap(), Reply::bulk("1.5"));
     assert_err(&c.query(&["HELLO", "4"]).unwrap(), "NOPROTO");
     // The name survived HELLO without SETNAME.
-    assert_eq!(c.query(&["CLIENT", "GETNAME"]).unwrap(), Reply::bulk("app-2"));
+    assert_eq!(
+        c.query(&["CLIENT", "GETNAME"]).unwrap(),
+        Reply::bulk("app-2")
+    );
     assert_ne!(
         p.conn_auth(WRITE_PW).query(&["CLIENT", "ID"]).unwrap(),
         Reply::Int(id.parse().unwrap()),
@@ -112,8 +142,14 @@ fn select_separates_databases_and_checks_the_range() {
     assert_eq!(m.query(&["GET", "in3"]).unwrap(), Reply::bulk("three"));
     // databases = 16: 15 is the last one.
     assert_eq!(c.query(&["SELECT", "15"]).unwrap(), Reply::ok());
-    assert_err(&c.query(&["SELECT", "16"]).unwrap(), "ERR DB index is out of range");
-    assert_err(&c.query(&["SELECT", "-1"]).unwrap(), "ERR DB index is out of range");
+    assert_err(
+        &c.query(&["SELECT", "16"]).unwrap(),
+        "ERR DB index is out of range",
+    );
+    assert_err(
+        &c.query(&["SELECT", "-1"]).unwrap(),
+        "ERR DB index is out of range",
+    );
     assert_err(&c.query(&["SELECT", "abc"]).unwrap(), "ERR");
     // A refused SELECT leaves the database as it was.
     assert_eq!(c.query(&["SET", "in15", "x"]).unwrap(), Reply::ok());
@@ -127,14 +163,21 @@ fn ping_echo_quit_and_inline_commands() {
     let p = start_predixy_ready(&t);
     let mut c = p.conn_auth(WRITE_PW);
     assert_eq!(c.query(&["PING"]).unwrap(), Reply::Status("PONG".into()));
-    assert_eq!(c.query(&["ping", "hi there"]).unwrap(), Reply::bulk("hi there"));
+    assert_eq!(
+        c.query(&["ping", "hi there"]).unwrap(),
+        Reply::bulk("hi there")
+    );
     assert_eq!(c.query(&["ECHO", "a\r\nb"]).unwrap(), Reply::bulk("a\r\nb"));
-    assert_err(&c.query(&["ECHO"]).unwrap(), "ERR wrong number of arguments");
+    assert_err(
+        &c.query(&["ECHO"]).unwrap(),
+        "ERR wrong number of arguments",
+    );
 
     // Inline commands, as typed in telnet.
     c.send_raw(b"PING\r\n").unwrap();
     assert_eq!(c.read_reply().unwrap(), Reply::Status("PONG".into()));
-    c.send_raw(b"SET \"key with space\" 'single quoted'\r\n").unwrap();
+    c.send_raw(b"SET \"key with space\" 'single quoted'\r\n")
+        .unwrap();
     assert_eq!(c.read_reply().unwrap(), Reply::ok());
     c.send_raw(b"GET \"key with space\"\n").unwrap();
     assert_eq!(c.read_reply().unwrap(), Reply::bulk("single quoted"));
@@ -176,7 +219,10 @@ fn bulk_strings_split_across_many_tcp_writes() {
     let frame = encode_command(&["SET", "split:small", "hello\r\nworld"]);
     write_in_chunks(&c, &frame, 1, 1);
     assert_eq!(c.read_reply().unwrap(), Reply::ok());
-    assert_eq!(c.query(&["GET", "split:small"]).unwrap(), Reply::bulk("hello\r\nworld"));
+    assert_eq!(
+        c.query(&["GET", "split:small"]).unwrap(),
+        Reply::bulk("hello\r\nworld")
+    );
 
     // 1 MB in 7-byte writes.
     let value: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
@@ -185,7 +231,10 @@ fn bulk_strings_split_across_many_tcp_writes() {
     write_in_chunks(&c, &frame, 7, 0);
     assert_eq!(c.read_reply().unwrap(), Reply::ok());
     eprintln!("1 MB SET in 7-byte writes: {:?}", t0.elapsed());
-    assert_eq!(c.query(&["GET", "split:big"]).unwrap(), Reply::Bulk(value.clone()));
+    assert_eq!(
+        c.query(&["GET", "split:big"]).unwrap(),
+        Reply::Bulk(value.clone())
+    );
     assert_eq!(
         t.master.conn().query(&["GET", "split:big"]).unwrap(),
         Reply::Bulk(value)
@@ -198,7 +247,9 @@ fn value_of_64_mb_round_trips() {
     let p = start_predixy_ready(&t);
     let mut c = p.conn_auth(WRITE_PW);
     c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let value: Vec<u8> = (0..64u32 << 20).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect();
+    let value: Vec<u8> = (0..64u32 << 20)
+        .map(|i| (i.wrapping_mul(31) >> 3) as u8)
+        .collect();
     let t0 = Instant::now();
     assert_eq!(
         c.query(&[b"SET".as_ref(), b"big64", &value]).unwrap(),
@@ -211,10 +262,7 @@ fn value_of_64_mb_round_trips() {
         Reply::Bulk(b) => assert!(b == value, "64 MB value differs (len {})", b.len()),
         other => panic!("GET big64: {:?}", other.error_message()),
     }
-    assert_eq!(
-        t.master.cmd(&["STRLEN", "big64"]),
-        Reply::Int(64 << 20)
-    );
+    assert_eq!(t.master.cmd(&["STRLEN", "big64"]), Reply::Int(64 << 20));
     // The connection is still in sync afterwards.
     assert_eq!(c.query(&["PING"]).unwrap(), Reply::Status("PONG".into()));
 }
@@ -274,7 +322,10 @@ fn malformed_request_closes_only_that_connection() {
         let r = bad.read_reply().unwrap();
         match &r {
             Reply::Error(e) if e.starts_with("ERR Protocol error: ") => {}
-            other => panic!("{:?}: expected -ERR Protocol error, got {other:?}", String::from_utf8_lossy(bytes)),
+            other => panic!(
+                "{:?}: expected -ERR Protocol error, got {other:?}",
+                String::from_utf8_lossy(bytes)
+            ),
         }
         let eof = bad.read_reply().unwrap_err();
         assert_eq!(
@@ -284,8 +335,14 @@ fn malformed_request_closes_only_that_connection() {
             String::from_utf8_lossy(bytes)
         );
         // The other client goes on, on its existing connection and on a new one.
-        assert_eq!(good.query(&["INCR", "g"]).unwrap().as_int().map(|_| ()), Some(()));
-        assert_eq!(p.cmd_auth(WRITE_PW, &["PING"]), Reply::Status("PONG".into()));
+        assert_eq!(
+            good.query(&["INCR", "g"]).unwrap().as_int().map(|_| ()),
+            Some(())
+        );
+        assert_eq!(
+            p.cmd_auth(WRITE_PW, &["PING"]),
+            Reply::Status("PONG".into())
+        );
     }
     // Requests before the malformed one in the same write are answered first.
     let mut bad = p.conn_auth(WRITE_PW);
@@ -312,12 +369,21 @@ fn redis_cli_pw(port: u16, pw: Option<&str>, args: &[&str], stdin: Option<&str>)
         cmd.args(["-a", pw, "--no-auth-warning"]);
     }
     cmd.args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn redis-cli");
     if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
     let out = child.wait_with_output().expect("redis-cli output");
     assert!(out.status.success(), "redis-cli {args:?}: {:?}", out);
@@ -329,9 +395,18 @@ fn redis_cli_works_through_redmux() {
     let t = MasterReplica::start(GROUP);
     let p = start_predixy_ready(&t);
     assert_eq!(redis_cli(p.port(), &["PING"], None).trim(), "PONG");
-    assert_eq!(redis_cli(p.port(), &["SET", "cli", "from redis-cli"], None).trim(), "OK");
-    assert_eq!(redis_cli(p.port(), &["GET", "cli"], None).trim(), "from redis-cli");
-    assert_eq!(redis_cli(p.port(), &["-n", "5", "SET", "cli5", "x"], None).trim(), "OK");
+    assert_eq!(
+        redis_cli(p.port(), &["SET", "cli", "from redis-cli"], None).trim(),
+        "OK"
+    );
+    assert_eq!(
+        redis_cli(p.port(), &["GET", "cli"], None).trim(),
+        "from redis-cli"
+    );
+    assert_eq!(
+        redis_cli(p.port(), &["-n", "5", "SET", "cli5", "x"], None).trim(),
+        "OK"
+    );
     let mut m = t.master.conn();
     m.query(&["SELECT", "5"]).unwrap();
     assert_eq!(m.query(&["GET", "cli5"]).unwrap(), Reply::bulk("x"));
@@ -346,8 +421,16 @@ fn redis_cli_works_through_redmux() {
             .join("\n")
     };
     let via_proxy = no_id(redis_cli(p.port(), &["-n", "7"], Some(script)));
-    let direct = no_id(redis_cli_pw(t.master.port(), None, &["-n", "8"], Some(script)));
-    assert_eq!(via_proxy, direct, "redis-cli script through redmux vs. the master");
+    let direct = no_id(redis_cli_pw(
+        t.master.port(),
+        None,
+        &["-n", "8"],
+        Some(script),
+    ));
+    assert_eq!(
+        via_proxy, direct,
+        "redis-cli script through redmux vs. the master"
+    );
     assert!(via_proxy.contains("proto 3"), "{via_proxy}");
     // redis-cli's RESP3 mode (-3) for a whole session.
     redis_cli(p.port(), &["HSET", "clih", "f", "v"], None);
@@ -366,8 +449,14 @@ fn redis_crate_resp2_and_resp3() {
             p.port()
         );
         let client = redis::Client::open(url.as_str()).unwrap();
-        let mut con = client.get_connection().unwrap_or_else(|e| panic!("{proto}: {e}"));
-        let _: () = redis::cmd("SET").arg("crate").arg(proto).query(&mut con).unwrap();
+        let mut con = client
+            .get_connection()
+            .unwrap_or_else(|e| panic!("{proto}: {e}"));
+        let _: () = redis::cmd("SET")
+            .arg("crate")
+            .arg(proto)
+            .query(&mut con)
+            .unwrap();
         let got: String = redis::cmd("GET").arg("crate").query(&mut con).unwrap();
         assert_eq!(got, proto);
         let _: () = redis::cmd("HSET")
@@ -376,8 +465,10 @@ fn redis_crate_resp2_and_resp3() {
             .arg("1")
             .query(&mut con)
             .unwrap();
-        let map: std::collections::HashMap<String, i64> =
-            redis::cmd("HGETALL").arg("crate:h").query(&mut con).unwrap();
+        let map: std::collections::HashMap<String, i64> = redis::cmd("HGETALL")
+            .arg("crate:h")
+            .query(&mut con)
+            .unwrap();
         assert_eq!(map.get("a"), Some(&1), "{proto}");
         let (a, b): (i64, i64) = redis::pipe()
             .cmd("INCR")
@@ -472,12 +563,16 @@ fn hello_with_a_wrong_password_keeps_the_session() {
     let p = start_predixy_ready(&t);
     let mut c = p.conn_auth(ADMIN_PW);
     assert_err(
-        &c.query(&["HELLO", "3", "AUTH", "default", "wrong"]).unwrap(),
+        &c.query(&["HELLO", "3", "AUTH", "default", "wrong"])
+            .unwrap(),
         "WRONGPASS",
     );
     // Still RESP2 and still admin.
     assert_eq!(
-        c.query(&["CONFIG", "GET", "port"]).unwrap().as_array().map(|a| a.len()),
+        c.query(&["CONFIG", "GET", "port"])
+            .unwrap()
+            .as_array()
+            .map(|a| a.len()),
         Some(2)
     );
     assert_eq!(
