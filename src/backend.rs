@@ -83,6 +83,8 @@ pub fn is_retryable_refusal(reply: &[u8]) -> bool {
 pub struct ServerHealth {
     failures: Cell<u32>,
     down_until: Cell<Option<Instant>>,
+    /// The worker's count of servers marked down (lets routing skip health lookups).
+    marked_down: Rc<Cell<usize>>,
 }
 
 impl ServerHealth {
@@ -93,9 +95,12 @@ impl ServerHealth {
     }
 
     fn record_success(&self) {
-        if self.failures.get() != 0 || self.down_until.get().is_some() {
+        if self.failures.get() != 0 {
             self.failures.set(0);
-            self.down_until.set(None);
+        }
+        if self.down_until.take().is_some() {
+            self.marked_down
+                .set(self.marked_down.get().saturating_sub(1));
         }
     }
 
@@ -104,8 +109,13 @@ impl ServerHealth {
         let n = self.failures.get() + 1;
         self.failures.set(n);
         if n >= settings.server_failure_limit.max(1) && !self.is_down() {
-            self.down_until
-                .set(Some(Instant::now() + settings.server_retry_timeout));
+            let was_marked = self
+                .down_until
+                .replace(Some(Instant::now() + settings.server_retry_timeout))
+                .is_some();
+            if !was_marked {
+                self.marked_down.set(self.marked_down.get() + 1);
+            }
             self.failures.set(0);
             return true;
         }
@@ -585,6 +595,7 @@ pub struct LinkPool {
     redirect: Rc<crate::hold::HoldQueue>,
     links: RefCell<HashMap<LinkKey, Rc<Link>>>,
     health: RefCell<HashMap<ServerAddr, Rc<ServerHealth>>>,
+    marked_down: Rc<Cell<usize>>,
 }
 
 impl LinkPool {
@@ -594,6 +605,7 @@ impl LinkPool {
             redirect,
             links: RefCell::new(HashMap::new()),
             health: RefCell::new(HashMap::new()),
+            marked_down: Rc::new(Cell::new(0)),
         }
     }
 
@@ -642,12 +654,20 @@ impl LinkPool {
         self.health
             .borrow_mut()
             .entry(addr.clone())
-            .or_default()
+            .or_insert_with(|| {
+                Rc::new(ServerHealth {
+                    marked_down: self.marked_down.clone(),
+                    ..ServerHealth::default()
+                })
+            })
             .clone()
     }
 
     /// True when this worker marked the server down.
     pub fn is_down(&self, addr: &ServerAddr) -> bool {
+        if self.marked_down.get() == 0 {
+            return false;
+        }
         self.health.borrow().get(addr).is_some_and(|h| h.is_down())
     }
 

@@ -149,6 +149,9 @@ pub struct Config {
     pub max_clients: usize,
     /// Idle clients are closed after this long; zero = never.
     pub client_timeout: Duration,
+    /// Expect a PROXY protocol (v1 or v2) header on every client connection, so the real
+    /// client address survives a TCP forwarder; the allow-list checks that address.
+    pub proxy_protocol: bool,
     /// Largest bulk string a client may send (Redis' proto-max-bulk-len).
     pub proto_max_bulk_len: usize,
     /// Largest unparsed request buffer per client (Redis' client-query-buffer-limit).
@@ -168,6 +171,7 @@ impl Default for Config {
             allow: Vec::new(),
             max_clients: 0,
             client_timeout: Duration::ZERO,
+            proxy_protocol: false,
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
         }

@@ -14,6 +14,7 @@
 //! - [`discovery`]: asks the Sentinels and publishes new topology snapshots.
 //! - [`backend`]: one pipelined connection to a server (a link), replies matched FIFO.
 //! - [`hold`]: writes held while a group fails over, and refused writes re-sent.
+//! - [`proxy_protocol`]: PROXY v1/v2 headers that carry the real client address.
 //! - [`config`]: TOML and predixy-style files into one typed [`config::Config`].
 //! - [`metrics`] and [`admin`]: counters, `/metrics`, INFO and the proxy's own commands.
 
@@ -26,6 +27,7 @@ pub mod discovery;
 pub mod hold;
 pub mod metrics;
 pub mod protocol;
+pub mod proxy_protocol;
 pub mod routing;
 pub mod session;
 pub mod topology;

@@ -270,10 +270,19 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     }
 }
 
-/// Parses an unsigned decimal (Redis indexes, counts, database numbers).
+/// Parses an unsigned decimal (SCAN cursors use the whole 64-bit range).
 pub fn parse_u64(s: &[u8]) -> Option<u64> {
-    let v = parse_i64(s)?;
-    u64::try_from(v).ok()
+    if s.is_empty() || s.len() > 20 || (s.len() > 1 && s[0] == b'0') {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in s {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    Some(v)
 }
 
 pub(crate) fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {

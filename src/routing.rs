@@ -47,11 +47,11 @@ impl Sharding {
     }
 
     /// The hash of a key, tag applied.
-    pub fn hash(&self, key: &[u8]) -> u64 {
+    pub fn hash(&self, key: &[u8]) -> i64 {
         let part = self.hashed_part(key);
         match self.hash {
-            HashKind::Crc16 => crc16::State::<crc16::XMODEM>::calculate(part) as u64,
-            HashKind::Atol => atol(part) as u64,
+            HashKind::Crc16 => crc16::State::<crc16::XMODEM>::calculate(part) as i64,
+            HashKind::Atol => atol(part),
         }
     }
 
@@ -60,22 +60,20 @@ impl Sharding {
         if self.groups == 1 {
             return 0;
         }
-        let h = self.hash(key);
         match self.distribution {
-            Distribution::Modula => (h % self.groups as u64) as usize,
-            // The 16384 hash slots split into equal consecutive ranges, one per group.
-            Distribution::Random => ((h % 16384) as usize * self.groups) / 16384,
+            // predixy computes `hash % groups` on a signed long; a negative `atol` hash
+            // would index out of bounds there, here it wraps into range.
+            Distribution::Modula => self.hash(key).rem_euclid(self.groups as i64) as usize,
+            // predixy sends each request to a random group, whatever the key.
+            Distribution::Random => random_index(self.groups),
         }
     }
 }
 
-/// C's `atol` as predixy uses it: optional spaces and sign, then decimal digits; the
-/// value wraps like a 64-bit integer.
+/// predixy's `atol`: an optional sign, then decimal digits up to the first other byte;
+/// the value wraps like a 64-bit integer.
 fn atol(s: &[u8]) -> i64 {
     let mut i = 0;
-    while i < s.len() && (s[i] == b' ' || (9..=13).contains(&s[i])) {
-        i += 1;
-    }
     let mut neg = false;
     if i < s.len() && (s[i] == b'-' || s[i] == b'+') {
         neg = s[i] == b'-';
@@ -91,6 +89,20 @@ fn atol(s: &[u8]) -> i64 {
     } else {
         v
     }
+}
+
+/// A cheap per-thread pseudo-random index below `n` (xorshift; not for secrets).
+fn random_index(n: usize) -> usize {
+    use std::cell::Cell;
+    thread_local!(static STATE: Cell<u64> = const { Cell::new(0x2545F4914F6CDD1D) });
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x % n as u64) as usize
+    })
 }
 
 /// Read priorities per role, from the pool config.
@@ -217,7 +229,8 @@ mod tests {
         assert_eq!(s.group_of(b"foo"), 44950 % 3);
         let atol = Sharding::new(&pool(4, HashKind::Atol));
         assert_eq!(atol.group_of(b"17abc"), 1);
-        assert_eq!(atol.group_of(b"  -6"), ((-6i64) as u64 % 4) as usize);
+        assert_eq!(atol.group_of(b"-6"), 2);
+        assert_eq!(atol.group_of(b" 5"), 0);
         assert_eq!(atol.group_of(b"abc"), 0);
     }
 

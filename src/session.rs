@@ -6,6 +6,7 @@
 //! fill. Requests go out as the bytes the client sent; the reply queue gives every request
 //! exactly one slot, so a reply can only be written where its request stood.
 
+mod fanout;
 mod local;
 mod merge;
 mod queue;
@@ -16,7 +17,6 @@ pub use queue::{ClientShared, Drained};
 use crate::auth::Rights;
 use crate::backend::{Link, Retry, Waiter};
 use crate::command::{self, flags, ArgList, CommandClass, CommandSpec};
-use crate::config::AuthMode;
 use crate::hold::HeldRequest;
 use crate::protocol::{put_error, ArgSpan, Parsed, RequestParser};
 use crate::topology::ServerAddr;
@@ -90,6 +90,10 @@ pub(crate) struct Client {
     last_dedicated: bool,
     keys: Vec<usize>,
     scratch: BytesMut,
+    /// The last shared link used and its server (saves a map lookup per request).
+    link_cache: Option<(ServerAddr, Rc<Link>)>,
+    /// When the current batch of requests was read (one clock read per batch).
+    now: Instant,
 }
 
 /// Serves one client until it disconnects or is closed.
@@ -118,6 +122,8 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
         last_dedicated: false,
         keys: Vec::new(),
         scratch: BytesMut::new(),
+        link_cache: None,
+        now: Instant::now(),
     };
     let mut parser = RequestParser::new(ctx.proxy.config.proto_max_bulk_len);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
@@ -150,7 +156,7 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
                 shared.close_after();
                 break;
             }
-            Ok(_) => {}
+            Ok(_) => client.now = Instant::now(),
         }
         loop {
             match parser.parse(&rbuf) {
@@ -312,7 +318,7 @@ impl Client {
             self.error(&text);
             return true;
         };
-        if !spec.arity_ok(args.len()) {
+        if !spec.arity_ok(args.len()) || !pairs_ok(spec, args.len()) {
             self.refuse_in_multi();
             let name = String::from_utf8_lossy(args.arg(0)).to_lowercase();
             self.error(&format!(
@@ -427,8 +433,13 @@ impl Client {
         Ok(group)
     }
 
-    /// Picks the server for a request to `group`.
-    fn server_for(&mut self, group: usize, write: bool) -> Result<ServerAddr, String> {
+    /// Picks the server for a request to `group`, and whether the group's writes are
+    /// held for a failover (since when), in one look at the topology snapshot.
+    fn route(
+        &mut self,
+        group: usize,
+        write: bool,
+    ) -> Result<(ServerAddr, Option<Instant>), String> {
         let ctx = self.ctx.clone();
         let mut topo = ctx.topology.borrow_mut();
         let topo = topo.get();
@@ -441,6 +452,11 @@ impl Client {
                 g.name
             ));
         };
+        let held = g
+            .hold
+            .as_ref()
+            .map(|h| Instant::from_std(h.since))
+            .filter(|since| since.elapsed() < crate::hold::HOLD_LIMIT);
         if write {
             if ctx.links.is_down(master) {
                 return Err(format!(
@@ -448,13 +464,36 @@ impl Client {
                     g.name
                 ));
             }
-            return Ok(master.clone());
+            return Ok((master.clone(), held));
         }
         let turn = ctx.next_turn();
         let prio = ctx.proxy.priorities();
         let addr = crate::routing::pick_reader(g, &prio, turn, |a| ctx.links.is_down(a));
-        addr.cloned()
-            .ok_or_else(|| format!("ERR redmux: no server available for group '{}'", g.name))
+        match addr {
+            Some(a) => Ok((a.clone(), held)),
+            None => Err(format!(
+                "ERR redmux: no server available for group '{}'",
+                g.name
+            )),
+        }
+    }
+
+    /// Picks the server for a request to `group`.
+    fn server_for(&mut self, group: usize, write: bool) -> Result<ServerAddr, String> {
+        self.route(group, write).map(|(addr, _)| addr)
+    }
+
+    /// The shared link to `addr` for this client's database and protocol; the last one
+    /// used is cached, so the common case costs no map lookup.
+    fn shared_link(&mut self, addr: &ServerAddr) -> Rc<Link> {
+        if let Some((cached, link)) = &self.link_cache {
+            if Arc::ptr_eq(cached, addr) && link.key.db == self.db && link.key.resp3 == self.resp3 {
+                return link.clone();
+            }
+        }
+        let link = self.ctx.links.shared(addr, self.db, self.resp3);
+        self.link_cache = Some((addr.clone(), link.clone()));
+        link
     }
 
     /// Sends a request to the server that should answer it.
@@ -471,15 +510,11 @@ impl Client {
             }
         };
         let write = spec.class != CommandClass::Read;
-        let addr = match self.server_for(group, write) {
-            Ok(a) => a,
-            Err(text) => {
-                self.error(&text);
-                return;
-            }
-        };
         if spec.has(flags::BLOCKING) {
-            self.send_dedicated(group, &addr, args.frame).await;
+            match self.server_for(group, write) {
+                Ok(addr) => self.send_dedicated(group, &addr, args.frame).await,
+                Err(text) => self.error(&text),
+            }
             return;
         }
         if self.last_dedicated {
@@ -487,37 +522,58 @@ impl Client {
             self.last_dedicated = false;
         }
         let seq = self.shared.reserve();
-        let mut waiter = self.waiter(seq, 0);
+        self.send_part(group, write, args.frame, seq, 0);
+    }
+
+    /// Sends one request (or one part of a split request) to the server of `group` that
+    /// should answer it, on the shared link; its reply fills slot `seq`, part `part`.
+    /// Writes to a group in failover wait in the hold queue instead.
+    pub(crate) fn send_part(
+        &mut self,
+        group: usize,
+        write: bool,
+        frame: &Bytes,
+        seq: u64,
+        part: u32,
+    ) {
+        let (addr, held) = match self.route(group, write) {
+            Ok(r) => r,
+            Err(text) => {
+                self.scratch.clear();
+                put_error(&mut self.scratch, &text);
+                let reply = self.scratch.split().freeze();
+                self.shared.deliver(seq, part, reply);
+                return;
+            }
+        };
+        let mut waiter = self.waiter(seq, part);
         if write {
             // A write refused with -READONLY/-LOADING was not applied: it may be re-sent
             // to the new master (see `hold`).
             waiter.retry = Some(Retry {
-                frame: args.frame.clone(),
+                frame: frame.clone(),
                 group: group as u32,
                 db: self.db,
                 resp3: self.resp3,
             });
         }
-        if write || self.shared.held() > 0 {
-            if let Some(since) = self.held_since(group) {
-                let frame = args.frame.clone();
-                self.ctx.hold.hold(
-                    &self.ctx,
-                    HeldRequest::new(frame, waiter, group, self.db, self.resp3, since, None),
-                );
-                return;
-            }
+        if let Some(since) = held.filter(|_| write || self.shared.held() > 0) {
+            self.ctx.hold.hold(
+                &self.ctx,
+                HeldRequest::new(
+                    frame.clone(),
+                    waiter,
+                    group,
+                    self.db,
+                    self.resp3,
+                    since,
+                    None,
+                ),
+            );
+            return;
         }
-        let link = self.ctx.links.shared(&addr, self.db, self.resp3);
-        link.send(args.frame, waiter);
-    }
-
-    /// When the group's writes are held for a failover, since when.
-    fn held_since(&self, group: usize) -> Option<Instant> {
-        let mut topo = self.ctx.topology.borrow_mut();
-        let hold = topo.get().groups.get(group)?.hold.as_ref()?;
-        let since = Instant::from_std(hold.since);
-        (since.elapsed() < crate::hold::HOLD_LIMIT).then_some(since)
+        let link = self.shared_link(&addr);
+        link.send(frame, waiter);
     }
 
     pub(crate) fn waiter(&self, seq: u64, part: u32) -> Waiter {
@@ -525,7 +581,7 @@ impl Client {
             client: self.shared.clone(),
             seq,
             part,
-            sent: Instant::now(),
+            sent: self.now,
             retry: None,
         }
     }
@@ -840,22 +896,12 @@ impl Client {
         }
         true
     }
+}
 
-    /// Split commands and commands that go to every group, when the pool has several.
-    /// True when handled.
-    fn fan_out(&mut self, spec: &CommandSpec, args: &Args<'_>) -> bool {
-        let _ = (spec, args);
-        // Split and broadcast commands over several groups land with the sharded pool
-        // work; until then a multi-key command must keep its keys in one group.
-        false
-    }
-
-    /// Admin mode, for proxy-local admin commands.
-    pub(crate) fn is_admin(&self) -> bool {
-        self.rights
-            .as_ref()
-            .is_some_and(|r| r.mode == AuthMode::Admin)
-    }
+/// Commands taking key/value pairs need an even number of arguments after the name
+/// (Redis checks this inside the command; the proxy splits them, so checks first).
+fn pairs_ok(spec: &CommandSpec, argc: usize) -> bool {
+    !matches!(spec.name, "mset" | "msetnx") || argc % 2 == 1
 }
 
 fn is_subscribe(spec: &CommandSpec) -> bool {

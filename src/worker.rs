@@ -41,7 +41,9 @@ impl<T> Swappable<T> {
 pub struct Proxy {
     pub config: Config,
     pub auth: Swappable<AuthTable>,
-    pub priorities: Swappable<ReadPriorities>,
+    /// Read priorities (master, static replica, dynamic replica), changeable at run time;
+    /// plain atomics so that reading them costs no shared reference count.
+    priorities: [std::sync::atomic::AtomicU32; 3],
     /// Client networks allowed to connect; empty = everyone.
     pub allow: Swappable<Vec<Cidr>>,
     pub topology: Arc<TopologyCell>,
@@ -63,7 +65,11 @@ impl Proxy {
         Proxy {
             allow: Swappable::new(config.allow_cidrs()),
             auth: Swappable::new(auth),
-            priorities: Swappable::new(priorities),
+            priorities: [
+                std::sync::atomic::AtomicU32::new(priorities.master),
+                std::sync::atomic::AtomicU32::new(priorities.static_replica),
+                std::sync::atomic::AtomicU32::new(priorities.dynamic_replica),
+            ],
             sharding,
             topology,
             stats: Stats::default(),
@@ -80,7 +86,18 @@ impl Proxy {
     }
 
     pub fn priorities(&self) -> ReadPriorities {
-        *self.priorities.load()
+        ReadPriorities {
+            master: self.priorities[0].load(Ordering::Relaxed),
+            static_replica: self.priorities[1].load(Ordering::Relaxed),
+            dynamic_replica: self.priorities[2].load(Ordering::Relaxed),
+        }
+    }
+
+    /// Changes the read priorities (CONFIG SET, reload).
+    pub fn set_priorities(&self, p: ReadPriorities) {
+        self.priorities[0].store(p.master, Ordering::Relaxed);
+        self.priorities[1].store(p.static_replica, Ordering::Relaxed);
+        self.priorities[2].store(p.dynamic_replica, Ordering::Relaxed);
     }
 
     fn link_settings(&self) -> LinkSettings {
@@ -209,7 +226,7 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
     tokio::task::spawn_local(hold.run(ctx.clone()));
     let mut shutdown = proxy.shutdown.subscribe();
     let mut topo_epoch = 0;
-    let refused_log = Cell::new(None);
+    let refused_log = Rc::new(Cell::new(None));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -224,7 +241,9 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
             }
         };
         proxy.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        if !admit(&proxy, &peer, &refused_log) {
+        // With the PROXY protocol the allow-list checks the address in the header.
+        let proxied = proxy.config.proxy_protocol;
+        if !proxied && !admit(&proxy, &peer, &refused_log) {
             continue;
         }
         // Drop links to servers that left the topology (checked per accept, not per request).
@@ -244,11 +263,26 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
             let now = proxy.clients.fetch_add(1, Ordering::Relaxed) + 1;
             max > 0 && now > max
         };
+        let refused_log = refused_log.clone();
         tokio::task::spawn_local(async move {
-            if over_limit {
-                refuse_over_limit(stream).await;
+            let mut stream = stream;
+            let peer = if proxied {
+                match crate::proxy_protocol::read_header(&mut stream).await {
+                    Ok(crate::proxy_protocol::Header::Client(real)) => Some(real),
+                    Ok(crate::proxy_protocol::Header::Local) => Some(peer),
+                    Err(why) => {
+                        tracing::debug!(client = %peer, why, "connection without a valid PROXY header closed");
+                        None
+                    }
+                }
+                .filter(|real| admit(&ctx2.proxy, real, &refused_log))
             } else {
-                crate::session::run(ctx2.clone(), stream, peer.to_string()).await;
+                Some(peer)
+            };
+            match peer {
+                None => {}
+                Some(_) if over_limit => refuse_over_limit(stream).await,
+                Some(peer) => crate::session::run(ctx2.clone(), stream, peer.to_string()).await,
             }
             ctx2.proxy.clients.fetch_sub(1, Ordering::Relaxed);
         });

@@ -19,6 +19,7 @@ const TOP: &[&str] = &[
     "WorkerThreads",
     "ClientTimeout",
     "MaxClients",
+    "ProxyProtocol",
     "LogLevel",
     "LogFormat",
     "MetricsBind",
@@ -331,6 +332,11 @@ impl Loader {
     fn top_directive_more(&mut self, d: &Directive) {
         const S: &str = "the top level";
         match d.name.as_str() {
+            "ProxyProtocol" => {
+                if let Some(v) = self.value(S, d, value::parse_bool) {
+                    self.cfg.proxy_protocol = v;
+                }
+            }
             "LogLevel" => {
                 self.lines.log_level = d.line;
                 if let Some(v) = self.value(S, d, |v| Ok::<_, String>(v.to_string())) {

@@ -27,6 +27,7 @@ struct File {
     allow: Option<Vec<Spanned<String>>>,
     max_clients: Option<usize>,
     client_timeout: Option<Dur>,
+    proxy_protocol: Option<bool>,
     proto_max_bulk_len: Option<Spanned<Size>>,
     client_query_buffer_limit: Option<Spanned<Size>>,
     auth: Option<Spanned<Vec<Auth>>>,
@@ -161,6 +162,9 @@ impl Loader<'_> {
             self.cfg.allow.push(entry.into_inner());
         }
         self.limits(f.max_clients, f.client_timeout);
+        if let Some(v) = f.proxy_protocol {
+            self.cfg.proxy_protocol = v;
+        }
         self.sizes(f.proto_max_bulk_len, f.client_query_buffer_limit);
         if let Some(auth) = f.auth {
             self.auth(auth);

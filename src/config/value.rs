@@ -222,6 +222,15 @@ pub(super) fn check_log_level(text: &str) -> Result<(), String> {
     }
 }
 
+/// `yes`/`no` (predixy style), also `true`/`false` and `on`/`off`.
+pub(super) fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" => Ok(true),
+        "no" | "false" | "off" => Ok(false),
+        _ => Err(format!("bad switch `{text}` (expected yes or no)")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,10 @@ pub enum MergeKind {
     Concat,
     /// SCRIPT EXISTS: element-wise, 1 only where every group has the script.
     AllOf,
+    /// RANDOMKEY: the first group's key that is not nil.
+    FirstNonNull,
+    /// SCAN on one group: the cursor is rewritten to carry the group.
+    Scan { group: u64, groups: u64 },
 }
 
 /// A split request waiting for its parts.
@@ -58,6 +62,13 @@ fn merge(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
     let mut out = BytesMut::new();
     match kind {
         MergeKind::AllOk => return parts[0].clone(),
+        MergeKind::Scan { group, groups } => {
+            return super::fanout::rewrite_scan(&parts[0], *group, *groups)
+        }
+        MergeKind::FirstNonNull => {
+            let null = |p: &Bytes| p.starts_with(b"$-1") || p.starts_with(b"_");
+            return parts.iter().find(|p| !null(p)).unwrap_or(&parts[0]).clone();
+        }
         MergeKind::Sum => {
             let mut total: i64 = 0;
             for p in parts {
@@ -66,7 +77,7 @@ fn merge(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
             put_integer(&mut out, total);
         }
         MergeKind::Interleave { order } => {
-            let elements: Vec<Vec<Bytes>> = parts.iter().map(|p| elements_of(p)).collect();
+            let elements: Vec<Vec<Bytes>> = parts.iter().map(elements_of).collect();
             put_array_header(&mut out, order.len());
             for &(part, idx) in order {
                 match elements
@@ -79,14 +90,14 @@ fn merge(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
             }
         }
         MergeKind::Concat => {
-            let elements: Vec<Vec<Bytes>> = parts.iter().map(|p| elements_of(p)).collect();
+            let elements: Vec<Vec<Bytes>> = parts.iter().map(elements_of).collect();
             put_array_header(&mut out, elements.iter().map(Vec::len).sum());
             for e in elements.iter().flatten() {
                 out.extend_from_slice(e);
             }
         }
         MergeKind::AllOf => {
-            let elements: Vec<Vec<Bytes>> = parts.iter().map(|p| elements_of(p)).collect();
+            let elements: Vec<Vec<Bytes>> = parts.iter().map(elements_of).collect();
             let n = elements.first().map_or(0, Vec::len);
             put_array_header(&mut out, n);
             for i in 0..n {

@@ -106,16 +106,15 @@ impl ClientShared {
     fn push(&self, slot: Slot) -> u64 {
         let mut q = self.queue.borrow_mut();
         let seq = q.head + q.slots.len() as u64;
-        let at_head = q.slots.is_empty();
         match &slot {
             Slot::Pending | Slot::Merge(_) => q.pending += 1,
             Slot::Ready(b) => q.ready_bytes += b.len(),
             Slot::Discard | Slot::Close => {}
         }
-        let wake = at_head && matches!(slot, Slot::Ready(_) | Slot::Close);
+        let ready = matches!(slot, Slot::Ready(_) | Slot::Close);
         q.slots.push_back(slot);
         drop(q);
-        if wake {
+        if ready && self.head_is_ready() {
             self.wake_writer.notify_one();
         }
         seq
@@ -138,6 +137,10 @@ impl ClientShared {
         let idx = (seq - q.head) as usize;
         q.slots[idx] = Slot::Discard;
         q.pending -= 1;
+        drop(q);
+        if self.head_is_ready() {
+            self.wake_writer.notify_one();
+        }
         seq
     }
 
