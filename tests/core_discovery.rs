@@ -37,7 +37,7 @@ fn starts_without_sentinel_and_works_once_it_answers() {
     assert_eq!(t.master.cmd(&["GET", "k"]), Reply::bulk("v"));
 }
 
-/// Makes `key` exist on the replica only (`replica-read-only no`), so a read shows which
+/// Makes `key` exist on the (first) replica only (`replica-read-only no`), so a read shows which
 /// server answered it.
 fn key_only_on_replica(t: &MasterReplica, key: &str) {
     let r = t.replica();
@@ -80,7 +80,8 @@ fn reads_go_to_the_master_when_its_priority_is_highest() {
 
 #[test]
 fn reads_go_to_replicas_when_their_priority_is_higher() {
-    let t = MasterReplica::start(GROUP);
+    // Two replicas of equal priority above the master's: reads are spread over both.
+    let t = MasterReplica::start_with(GROUP, 2, 1, 1);
     t.wait_replica_known();
     let p = start_toml(
         &t.sentinel_addrs(),
@@ -88,20 +89,42 @@ fn reads_go_to_replicas_when_their_priority_is_higher() {
         "master_read_priority = 10\ndynamic_replica_read_priority = 100",
     );
     wait_master(&p, None);
-    key_only_on_replica(&t, "where");
+    for (i, r) in t.replicas.iter().enumerate() {
+        assert_eq!(
+            r.cmd(&["CONFIG", "SET", "replica-read-only", "no"]),
+            Reply::ok()
+        );
+        assert_eq!(
+            r.cmd(&["SET", "where", &format!("replica-{i}")]),
+            Reply::ok()
+        );
+    }
     let mut c = p.conn();
     must_wait(
         Duration::from_secs(10),
-        "a read served by the replica",
-        || c.query(&["GET", "where"]).unwrap() == Reply::bulk("from-replica"),
+        "reads served by both replicas",
+        || {
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..20 {
+                seen.insert(c.query(&["GET", "where"]).unwrap().to_string());
+            }
+            seen.len() == 2
+        },
     );
     let master_gets = calls(&t.master, "get");
-    for _ in 0..50 {
-        assert_eq!(
-            c.query(&["GET", "where"]).unwrap(),
-            Reply::bulk("from-replica")
-        );
+    let mut counts = [0usize; 2];
+    for _ in 0..100 {
+        match c.query(&["GET", "where"]).unwrap().to_string().as_str() {
+            "replica-0" => counts[0] += 1,
+            "replica-1" => counts[1] += 1,
+            other => panic!("a read answered {other:?}"),
+        }
     }
+    eprintln!("reads per replica: {counts:?}");
+    assert!(
+        counts.iter().all(|&n| n >= 20),
+        "unbalanced reads {counts:?}"
+    );
     assert_eq!(
         calls(&t.master, "get"),
         master_gets,
