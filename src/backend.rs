@@ -58,6 +58,8 @@ pub struct Waiter {
     pub client: Rc<ClientShared>,
     pub seq: u64,
     pub part: u32,
+    /// When it was queued on its current link (reset by [`Link::send`] and when it moves
+    /// to a new connection): `server_timeout` counts from here, not from a failover hold.
     pub sent: Instant,
     /// For writes: what is needed to send it again to a new master.
     pub retry: Option<Retry>,
@@ -149,6 +151,8 @@ pub struct Link {
     dedicated: bool,
     state: RefCell<LinkState>,
     wake_writer: Notify,
+    /// Wakes a reader that waits without a deadline when a request is queued.
+    wake_reader: Notify,
 }
 
 impl Link {
@@ -174,6 +178,7 @@ impl Link {
                 passthrough: None,
             }),
             wake_writer: Notify::new(),
+            wake_reader: Notify::new(),
         })
     }
 
@@ -187,13 +192,18 @@ impl Link {
     }
 
     /// Queues one request. The reply (or an error) is delivered to the waiter.
-    pub fn send(self: &Rc<Self>, request: &[u8], waiter: Waiter) {
+    pub fn send(self: &Rc<Self>, request: &[u8], mut waiter: Waiter) {
         let start = {
             let mut st = self.state.borrow_mut();
             if st.status == Status::Closed {
                 drop(st);
                 fail_one(waiter, &self.error_text("link closed"));
                 return;
+            }
+            waiter.sent = Instant::now();
+            if st.waiting.is_empty() {
+                // The reader may be waiting with no deadline: give it one.
+                self.wake_reader.notify_one();
             }
             st.out.extend_from_slice(request);
             st.waiting.push_back(waiter);
@@ -419,7 +429,14 @@ impl Link {
                     .map(|w| w.sent + timeout)
             };
             let n = match deadline {
-                None => reader.read_buf(&mut buf).await,
+                None if timeout.is_zero() => reader.read_buf(&mut buf).await,
+                None => {
+                    // Nothing to wait for; a request queued meanwhile brings a deadline.
+                    tokio::select! {
+                        r = reader.read_buf(&mut buf) => r,
+                        _ = self.wake_reader.notified() => continue,
+                    }
+                }
                 Some(at) => {
                     sleep.as_mut().reset(at);
                     tokio::select! {
@@ -501,6 +518,11 @@ impl Link {
             if all {
                 st.out.clear();
                 st.unsent = 0;
+            }
+            // The rest move to the next connection: their timeout starts again there.
+            let now = Instant::now();
+            for w in st.waiting.iter_mut() {
+                w.sent = now;
             }
             st.passthrough = None;
             st.status = Status::Idle;

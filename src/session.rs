@@ -499,7 +499,10 @@ impl Client {
             });
         }
         if write || self.shared.held() > 0 {
-            if let Some(since) = self.held_since(group) {
+            // Behind a held request of this client, even after the hold ended: a request
+            // must never overtake an earlier one of the same client.
+            let behind = (self.shared.held() > 0).then(Instant::now);
+            if let Some(since) = self.held_since(group).or(behind) {
                 let frame = args.frame.clone();
                 self.ctx.hold.hold(
                     &self.ctx,
