@@ -85,6 +85,10 @@ pub fn is_retryable_refusal(reply: &[u8]) -> bool {
 pub struct ServerHealth {
     failures: Cell<u32>,
     down_until: Cell<Option<Instant>>,
+    /// Why the last connection failed (shown to clients while the server is down).
+    last_error: RefCell<Option<String>>,
+    /// "Marked down" was logged and the server has not answered since: log it once.
+    reported: Cell<bool>,
 }
 
 impl ServerHealth {
@@ -94,22 +98,36 @@ impl ServerHealth {
         self.down_until.get().is_some_and(|t| Instant::now() < t)
     }
 
-    fn record_success(&self) {
-        if self.failures.get() != 0 || self.down_until.get().is_some() {
-            self.failures.set(0);
-            self.down_until.set(None);
+    /// Why the server's last connection failed, while it is marked down.
+    pub fn down_reason(&self) -> Option<String> {
+        if self.is_down() {
+            self.last_error.borrow().clone()
+        } else {
+            None
         }
     }
 
-    /// Counts a failure; returns true when this one marked the server down.
-    fn record_failure(&self, settings: &LinkSettings) -> bool {
+    fn record_success(&self, addr: &str) {
+        if self.failures.get() != 0 || self.down_until.get().is_some() {
+            self.failures.set(0);
+            self.down_until.set(None);
+            if self.reported.replace(false) {
+                tracing::info!(server = %addr, "server answers again");
+            }
+        }
+    }
+
+    /// Counts a failure; returns true when this one marked the server down and it was
+    /// not reported down before (so the log says it once per outage).
+    fn record_failure(&self, settings: &LinkSettings, reason: &str) -> bool {
+        *self.last_error.borrow_mut() = Some(reason.to_string());
         let n = self.failures.get() + 1;
         self.failures.set(n);
         if n >= settings.server_failure_limit.max(1) && !self.is_down() {
             self.down_until
                 .set(Some(Instant::now() + settings.server_retry_timeout));
             self.failures.set(0);
-            return true;
+            return !self.reported.replace(true);
         }
         false
     }
@@ -279,6 +297,9 @@ impl Link {
         let stream = match self.connect().await {
             Ok(s) => s,
             Err(reason) => {
+                if is_handshake_refusal(&reason) {
+                    log_refusal_once(&self.key.addr, &reason);
+                }
                 self.fail_connection(generation, &reason, true);
                 return;
             }
@@ -488,7 +509,7 @@ impl Link {
             }
             st.waiting.pop_front()
         };
-        self.health.record_success();
+        self.health.record_success(&self.key.addr);
         if let Some(mut w) = waiter {
             if is_retryable_refusal(&frame) {
                 if let Some(retry) = w.retry.take() {
@@ -531,7 +552,7 @@ impl Link {
         };
         let expected = failed.is_empty() && reason == "closed the connection";
         if !expected {
-            if self.health.record_failure(&self.settings) {
+            if self.health.record_failure(&self.settings, reason) {
                 tracing::warn!(server = %self.key.addr, reason, "server marked down");
             } else {
                 tracing::debug!(server = %self.key.addr, reason, "backend connection failed");
@@ -549,6 +570,29 @@ impl Link {
 
 fn fail_one(w: Waiter, text: &Bytes) {
     w.client.deliver(w.seq, w.part, text.clone());
+}
+
+/// Refusals seen once, so a wrong password is logged once per server, not per request.
+static REFUSALS_LOGGED: parking_lot::Mutex<Option<std::collections::HashSet<String>>> =
+    parking_lot::Mutex::new(None);
+
+/// True for the reasons [`describe_handshake_error`] gives.
+fn is_handshake_refusal(reason: &str) -> bool {
+    reason.starts_with("requires a password")
+        || reason.starts_with("rejected the configured password")
+        || reason.starts_with("has no password set")
+        || reason.starts_with("refused the connection handshake")
+}
+
+fn log_refusal_once(addr: &str, reason: &str) {
+    let key = format!("{addr} {reason}");
+    let first = REFUSALS_LOGGED
+        .lock()
+        .get_or_insert_with(Default::default)
+        .insert(key);
+    if first {
+        tracing::error!(server = %addr, reason, "backend refused the connection handshake; requests to it fail until this is fixed");
+    }
 }
 
 /// Turns a backend's handshake error into what the operator and client should read.
@@ -671,6 +715,11 @@ impl LinkPool {
     /// True when this worker marked the server down.
     pub fn is_down(&self, addr: &ServerAddr) -> bool {
         self.health.borrow().get(addr).is_some_and(|h| h.is_down())
+    }
+
+    /// Why this worker marked the server down (`None` when it is not down).
+    pub fn down_reason(&self, addr: &ServerAddr) -> Option<String> {
+        self.health.borrow().get(addr)?.down_reason()
     }
 
     /// Drops links to servers that are no longer in the topology.

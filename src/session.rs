@@ -443,8 +443,9 @@ impl Client {
         };
         if write {
             if ctx.links.is_down(master) {
+                let why = ctx.links.down_reason(master).unwrap_or_default();
                 return Err(format!(
-                    "ERR redmux: master {master} of group '{}' is down",
+                    "ERR redmux: master {master} of group '{}' is down: {why}",
                     g.name
                 ));
             }
