@@ -123,7 +123,10 @@ impl ServerHealth {
         *self.last_error.borrow_mut() = Some(reason.to_string());
         let n = self.failures.get() + 1;
         self.failures.set(n);
-        if n >= settings.server_failure_limit.max(1) && !self.is_down() {
+        // A server marked down that fails its retry is down again at once: it gets one
+        // try per `server_retry_timeout`, not `server_failure_limit` more.
+        let retry_failed = self.down_until.get().is_some();
+        if (n >= settings.server_failure_limit.max(1) || retry_failed) && !self.is_down() {
             self.down_until
                 .set(Some(Instant::now() + settings.server_retry_timeout));
             self.failures.set(0);
