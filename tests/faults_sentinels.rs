@@ -56,7 +56,16 @@ fn one_sentinel_killed_and_restarted_while_failing_over() {
         "the restarted Sentinel to learn the new master",
         || t.sentinels[2].master_addr(GROUP).map(|a| a.1) == Some(first),
     );
-    t.wait_replica_known();
+    // The replica that was not promoted is the candidate for the second failover.
+    let other = t
+        .replicas
+        .iter()
+        .find(|r| r.port() != first)
+        .expect("a second replica")
+        .port();
+    for s in &t.sentinels {
+        s.wait_replica_known(GROUP, other, Duration::from_secs(15));
+    }
     let second = failover_under_load(&t, &proxy, "failover after the restart");
     assert_ne!(first, second);
     assert_eq!(proxy.cmd(&["GET", "a"]), Reply::bulk("1"));
