@@ -58,6 +58,8 @@ pub struct Waiter {
     pub client: Rc<ClientShared>,
     pub seq: u64,
     pub part: u32,
+    /// When it was queued on its current link (reset by [`Link::send`] and when it moves
+    /// to a new connection): `server_timeout` counts from here, not from a failover hold.
     pub sent: Instant,
     /// For writes: what is needed to send it again to a new master.
     pub retry: Option<Retry>,
@@ -83,8 +85,15 @@ pub fn is_retryable_refusal(reply: &[u8]) -> bool {
 pub struct ServerHealth {
     failures: Cell<u32>,
     down_until: Cell<Option<Instant>>,
+<<<<<<< HEAD
     /// The worker's count of servers marked down (lets routing skip health lookups).
     marked_down: Rc<Cell<usize>>,
+=======
+    /// Why the last connection failed (shown to clients while the server is down).
+    last_error: RefCell<Option<String>>,
+    /// "Marked down" was logged and the server has not answered since: log it once.
+    reported: Cell<bool>,
+>>>>>>> faults
 }
 
 impl ServerHealth {
@@ -94,6 +103,7 @@ impl ServerHealth {
         self.down_until.get().is_some_and(|t| Instant::now() < t)
     }
 
+<<<<<<< HEAD
     fn record_success(&self) {
         if self.failures.get() != 0 {
             self.failures.set(0);
@@ -101,13 +111,34 @@ impl ServerHealth {
         if self.down_until.take().is_some() {
             self.marked_down
                 .set(self.marked_down.get().saturating_sub(1));
+=======
+    /// Why the server's last connection failed, while it is marked down.
+    pub fn down_reason(&self) -> Option<String> {
+        if self.is_down() {
+            self.last_error.borrow().clone()
+        } else {
+            None
+>>>>>>> faults
         }
     }
 
-    /// Counts a failure; returns true when this one marked the server down.
-    fn record_failure(&self, settings: &LinkSettings) -> bool {
+    fn record_success(&self, addr: &str) {
+        if self.failures.get() != 0 || self.down_until.get().is_some() {
+            self.failures.set(0);
+            self.down_until.set(None);
+            if self.reported.replace(false) {
+                tracing::info!(server = %addr, "server answers again");
+            }
+        }
+    }
+
+    /// Counts a failure; returns true when this one marked the server down and it was
+    /// not reported down before (so the log says it once per outage).
+    fn record_failure(&self, settings: &LinkSettings, reason: &str) -> bool {
+        *self.last_error.borrow_mut() = Some(reason.to_string());
         let n = self.failures.get() + 1;
         self.failures.set(n);
+<<<<<<< HEAD
         if n >= settings.server_failure_limit.max(1) && !self.is_down() {
             let was_marked = self
                 .down_until
@@ -116,8 +147,16 @@ impl ServerHealth {
             if !was_marked {
                 self.marked_down.set(self.marked_down.get() + 1);
             }
+=======
+        // A server marked down that fails its retry is down again at once: it gets one
+        // try per `server_retry_timeout`, not `server_failure_limit` more.
+        let retry_failed = self.down_until.get().is_some();
+        if (n >= settings.server_failure_limit.max(1) || retry_failed) && !self.is_down() {
+            self.down_until
+                .set(Some(Instant::now() + settings.server_retry_timeout));
+>>>>>>> faults
             self.failures.set(0);
-            return true;
+            return !self.reported.replace(true);
         }
         false
     }
@@ -159,6 +198,8 @@ pub struct Link {
     dedicated: bool,
     state: RefCell<LinkState>,
     wake_writer: Notify,
+    /// Wakes a reader that waits without a deadline when a request is queued.
+    wake_reader: Notify,
 }
 
 impl Link {
@@ -184,6 +225,7 @@ impl Link {
                 passthrough: None,
             }),
             wake_writer: Notify::new(),
+            wake_reader: Notify::new(),
         })
     }
 
@@ -197,13 +239,18 @@ impl Link {
     }
 
     /// Queues one request. The reply (or an error) is delivered to the waiter.
-    pub fn send(self: &Rc<Self>, request: &[u8], waiter: Waiter) {
+    pub fn send(self: &Rc<Self>, request: &[u8], mut waiter: Waiter) {
         let start = {
             let mut st = self.state.borrow_mut();
             if st.status == Status::Closed {
                 drop(st);
                 fail_one(waiter, &self.error_text("link closed"));
                 return;
+            }
+            waiter.sent = Instant::now();
+            if st.waiting.is_empty() {
+                // The reader may be waiting with no deadline: give it one.
+                self.wake_reader.notify_one();
             }
             st.out.extend_from_slice(request);
             st.waiting.push_back(waiter);
@@ -279,6 +326,9 @@ impl Link {
         let stream = match self.connect().await {
             Ok(s) => s,
             Err(reason) => {
+                if is_handshake_refusal(&reason) {
+                    log_refusal_once(&self.key.addr, &reason);
+                }
                 self.fail_connection(generation, &reason, true);
                 return;
             }
@@ -429,7 +479,14 @@ impl Link {
                     .map(|w| w.sent + timeout)
             };
             let n = match deadline {
-                None => reader.read_buf(&mut buf).await,
+                None if timeout.is_zero() => reader.read_buf(&mut buf).await,
+                None => {
+                    // Nothing to wait for; a request queued meanwhile brings a deadline.
+                    tokio::select! {
+                        r = reader.read_buf(&mut buf) => r,
+                        _ = self.wake_reader.notified() => continue,
+                    }
+                }
                 Some(at) => {
                     sleep.as_mut().reset(at);
                     tokio::select! {
@@ -481,7 +538,7 @@ impl Link {
             }
             st.waiting.pop_front()
         };
-        self.health.record_success();
+        self.health.record_success(&self.key.addr);
         if let Some(mut w) = waiter {
             if is_retryable_refusal(&frame) {
                 if let Some(retry) = w.retry.take() {
@@ -512,6 +569,11 @@ impl Link {
                 st.out.clear();
                 st.unsent = 0;
             }
+            // The rest move to the next connection: their timeout starts again there.
+            let now = Instant::now();
+            for w in st.waiting.iter_mut() {
+                w.sent = now;
+            }
             st.passthrough = None;
             st.status = Status::Idle;
             st.generation += 1;
@@ -519,7 +581,7 @@ impl Link {
         };
         let expected = failed.is_empty() && reason == "closed the connection";
         if !expected {
-            if self.health.record_failure(&self.settings) {
+            if self.health.record_failure(&self.settings, reason) {
                 tracing::warn!(server = %self.key.addr, reason, "server marked down");
             } else {
                 tracing::debug!(server = %self.key.addr, reason, "backend connection failed");
@@ -537,6 +599,29 @@ impl Link {
 
 fn fail_one(w: Waiter, text: &Bytes) {
     w.client.deliver(w.seq, w.part, text.clone());
+}
+
+/// Refusals seen once, so a wrong password is logged once per server, not per request.
+static REFUSALS_LOGGED: parking_lot::Mutex<Option<std::collections::HashSet<String>>> =
+    parking_lot::Mutex::new(None);
+
+/// True for the reasons [`describe_handshake_error`] gives.
+fn is_handshake_refusal(reason: &str) -> bool {
+    reason.starts_with("requires a password")
+        || reason.starts_with("rejected the configured password")
+        || reason.starts_with("has no password set")
+        || reason.starts_with("refused the connection handshake")
+}
+
+fn log_refusal_once(addr: &str, reason: &str) {
+    let key = format!("{addr} {reason}");
+    let first = REFUSALS_LOGGED
+        .lock()
+        .get_or_insert_with(Default::default)
+        .insert(key);
+    if first {
+        tracing::error!(server = %addr, reason, "backend refused the connection handshake; requests to it fail until this is fixed");
+    }
 }
 
 /// Turns a backend's handshake error into what the operator and client should read.
@@ -669,6 +754,11 @@ impl LinkPool {
             return false;
         }
         self.health.borrow().get(addr).is_some_and(|h| h.is_down())
+    }
+
+    /// Why this worker marked the server down (`None` when it is not down).
+    pub fn down_reason(&self, addr: &ServerAddr) -> Option<String> {
+        self.health.borrow().get(addr)?.down_reason()
     }
 
     /// Drops links to servers that are no longer in the topology.

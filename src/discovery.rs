@@ -61,6 +61,8 @@ struct Discovery {
     /// Configured Sentinels plus those learned from `SENTINEL sentinels`.
     sentinels: std::cell::RefCell<Vec<String>>,
     subscribed: std::cell::RefCell<HashSet<String>>,
+    /// Sentinels whose password refusal was logged (once each).
+    refused: std::cell::RefCell<HashSet<String>>,
     refresh_now: Notify,
     /// Masters announced by events (group index → address, when): a poll that still
     /// names the old master (Sentinels update it at the end of the failover) must not
@@ -73,6 +75,7 @@ impl Discovery {
         Rc::new(Discovery {
             sentinels: std::cell::RefCell::new(pool.sentinels.clone()),
             subscribed: std::cell::RefCell::new(HashSet::new()),
+            refused: std::cell::RefCell::new(HashSet::new()),
             announced: std::cell::RefCell::new(std::collections::HashMap::new()),
             pool,
             cell,
@@ -118,8 +121,14 @@ impl Discovery {
         for (task, addr) in tasks.into_iter().zip(&sentinels) {
             match task.await {
                 Ok(Ok((groups, peers))) => {
+                    self.refused.borrow_mut().remove(addr);
                     reports.push(groups);
                     self.learn_sentinels(peers);
+                }
+                Ok(Err(e)) if e.starts_with("sentinel refused the password") => {
+                    if self.refused.borrow_mut().insert(addr.clone()) {
+                        tracing::error!(sentinel = %addr, error = %e, "check `sentinel_password`/`sentinel_user`");
+                    }
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(sentinel = %addr, error = %e, "sentinel did not answer")
@@ -244,22 +253,29 @@ impl Discovery {
         match channel.as_str() {
             "+try-failover" => {
                 // master <name> <ip> <port>
-                if let ["master", name, ..] = words[..] {
-                    tracing::info!(group = name, "failover started: holding writes");
-                    self.set_hold(name, true);
+                if let ["master", name, ip, port] = words[..] {
+                    if self.names_current_master(name, ip, port) {
+                        tracing::info!(group = name, "failover started: holding writes");
+                        self.set_hold(name, true);
+                    }
                 }
             }
             "+promoted-slave" => {
                 // slave <ip:port> <ip> <port> @ <name> <old ip> <old port>
-                if let ["slave", _, ip, port, "@", name, ..] = words[..] {
-                    let new_master = format!("{ip}:{port}");
-                    tracing::info!(group = name, master = %new_master, "replica promoted: writes go to it");
-                    self.switch_master(name, &new_master);
+                if let ["slave", _, ip, port, "@", name, old_ip, old_port] = words[..] {
+                    if self.names_current_master(name, old_ip, old_port) {
+                        let new_master = format!("{ip}:{port}");
+                        tracing::info!(group = name, master = %new_master, "replica promoted: writes go to it");
+                        self.switch_master(name, &new_master);
+                    }
                 }
                 self.refresh_now.notify_one();
             }
             c if c.starts_with("-failover-abort") || c == "+failover-end-for-timeout" => {
-                if let ["master", name, ..] = words[..] {
+                if let ["master", name, ip, port] = words[..] {
+                    if !self.names_current_master(name, ip, port) {
+                        return;
+                    }
                     tracing::warn!(
                         group = name,
                         event = c,
@@ -272,20 +288,50 @@ impl Discovery {
             "+switch-master" => {
                 // <name> <old ip> <old port> <new ip> <new port>
                 let parts: Vec<&str> = payload.split(' ').collect();
-                if parts.len() == 5 {
-                    let new_master = format!("{}:{}", parts[3], parts[4]);
+                let new_master = parts.get(3..5).map(|p| p.join(":")).unwrap_or_default();
+                if parts.len() == 5
+                    && !self.names_current_master_quiet(parts[0], &new_master)
+                    && self.names_current_master(parts[0], parts[1], parts[2])
+                {
                     tracing::info!(group = parts[0], master = %new_master, "sentinel announced a new master");
                     self.switch_master(parts[0], &new_master);
                 }
                 self.refresh_now.notify_one();
             }
             "+sdown" | "-sdown" | "+odown" | "-odown" | "+slave" | "+reboot" | "+role-change"
+<<<<<<< HEAD
             | "-role-change" | "+convert-to-slave" | "+failover-end" | "+sentinel"
             | "+slave-reconf-done" | "-dup-sentinel" | "+reset-master" => {
+=======
+            | "-role-change" | "+convert-to-slave" | "+failover-end"
+            | "+sentinel" | "+slave-reconf-done" | "-dup-sentinel" | "+reset-master" => {
+>>>>>>> faults
                 self.refresh_now.notify_one();
             }
             _ => {}
         }
+    }
+
+    /// True when `ip:port` is the master the proxy routes group `name` to. An event about
+    /// another master comes from a Sentinel that disagrees with the majority (stale, or
+    /// monitoring another master under the same name): it must not move traffic, so it
+    /// is ignored and the Sentinels are asked again.
+    fn names_current_master(&self, name: &str, ip: &str, port: &str) -> bool {
+        let same = self.names_current_master_quiet(name, &format!("{ip}:{port}"));
+        if !same {
+            tracing::debug!(group = name, master = %format!("{ip}:{port}"), "event about another master than the current one: ignored");
+            self.refresh_now.notify_one();
+        }
+        same
+    }
+
+    /// True when `addr` is the master the proxy routes group `name` to.
+    fn names_current_master_quiet(&self, name: &str, addr: &str) -> bool {
+        let current = self.cell.load();
+        current
+            .groups
+            .iter()
+            .any(|g| g.name == name && g.master.as_deref() == Some(addr))
     }
 
     /// Starts or ends holding a group's writes.

@@ -462,8 +462,9 @@ impl Client {
             .filter(|since| since.elapsed() < crate::hold::HOLD_LIMIT);
         if write {
             if ctx.links.is_down(master) {
+                let why = ctx.links.down_reason(master).unwrap_or_default();
                 return Err(format!(
-                    "ERR redmux: master {master} of group '{}' is down",
+                    "ERR redmux: master {master} of group '{}' is down: {why}",
                     g.name
                 ));
             }
@@ -560,18 +561,13 @@ impl Client {
                 resp3: self.resp3,
             });
         }
-        if let Some(since) = held.filter(|_| write || self.shared.held() > 0) {
+        // Behind a held request of this client, even after the hold ended: a request
+        // must never overtake an earlier one of the same client.
+        let behind = (self.shared.held() > 0).then(Instant::now);
+        if let Some(since) = held.filter(|_| write).or(behind) {
             self.ctx.hold.hold(
                 &self.ctx,
-                HeldRequest::new(
-                    frame.clone(),
-                    waiter,
-                    group,
-                    self.db,
-                    self.resp3,
-                    since,
-                    None,
-                ),
+                HeldRequest::new(frame.clone(), waiter, group, self.db, self.resp3, since, None),
             );
             return;
         }

@@ -1,0 +1,118 @@
+//! Failover figures with real processes: for a planned `SENTINEL FAILOVER` and for a
+//! `kill -9` of the master (3 Sentinels, quorum 2, a master and 2 replicas), under a write
+//! load of 20 clients, the window during which writes failed, the longest a write was
+//! held, and acknowledged writes missing on the new master. Prints a Markdown table.
+//!
+//! `cargo bench --bench failover` (`FAILOVER_ROUNDS=N` for more rounds; default 3).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+#[path = "../tests/fault_support/mod.rs"]
+mod fault_support;
+
+use fault_support::*;
+use std::time::{Duration, Instant};
+use support::*;
+
+const GROUP: &str = "mymaster";
+
+struct Round {
+    scenario: &'static str,
+    acked: usize,
+    failed: usize,
+    window: Duration,
+    slowest_ack: Duration,
+    lost: usize,
+    /// For lost writes: how long before the kill the earliest and latest were acknowledged.
+    lost_span: Option<(f64, f64)>,
+    switch_after: f64,
+}
+
+fn round(kill: bool) -> Round {
+    let mut t = MasterReplica::start_with(GROUP, 2, 3, 2);
+    t.wait_replica_known();
+    t.wait_sentinels_known();
+    let proxy = start_proxy(&t.sentinel_addrs(), GROUP, "");
+    let events = EventLog::start(&t.sentinel().addr(), None);
+    let load = WriteLoad::start(
+        &proxy.addr(),
+        "bench",
+        20,
+        Duration::from_millis(2),
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let fault = Instant::now();
+    if kill {
+        t.master.stop();
+    } else {
+        let r = t.sentinel().cmd(&["SENTINEL", "FAILOVER", GROUP]);
+        assert!(!r.is_error(), "SENTINEL FAILOVER: {r}");
+    }
+    let switched = events.wait("+switch-master", Duration::from_secs(20));
+    let port = t.sentinel().master_addr(GROUP).expect("new master").1;
+    let new_master = format!("127.0.0.1:{port}");
+    wait_proxy_master(&proxy, GROUP, &new_master, RESUME_BOUND);
+    std::thread::sleep(Duration::from_secs(1));
+    let report = load.finish();
+    let lost = report.lost_on(&new_master);
+    let before: Vec<f64> = lost.iter().map(|o| secs(fault, o.done)).collect();
+    let lost_span = (!before.is_empty()).then(|| {
+        let min = before.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = before.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (min, max)
+    });
+    Round {
+        scenario: if kill { "kill -9" } else { "SENTINEL FAILOVER" },
+        acked: report.acked_count(),
+        failed: report.failed_count(),
+        window: report.failure_window(),
+        slowest_ack: report.max_ack_latency(),
+        lost: lost.len(),
+        lost_span,
+        switch_after: secs(switched, fault),
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let rounds: usize = std::env::var("FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut all = Vec::new();
+    for kill in [false, true] {
+        for i in 0..rounds {
+            eprintln!("round {} of {}, kill -9: {kill}", i + 1, rounds);
+            all.push(round(kill));
+        }
+    }
+    println!("\n| scenario | acked writes | failed writes | failure window (s) | slowest ack (s) | lost acked writes | lost: acked before the fault (s) | +switch-master after fault (s) |");
+    println!("|---|---:|---:|---:|---:|---:|---|---:|");
+    for r in &all {
+        let span = r
+            .lost_span
+            .map(|(a, b)| format!("{b:.3} to {a:.3}"))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "| {} | {} | {} | {:.3} | {:.3} | {} | {} | {:.3} |",
+            r.scenario,
+            r.acked,
+            r.failed,
+            r.window.as_secs_f64(),
+            r.slowest_ack.as_secs_f64(),
+            r.lost,
+            span,
+            r.switch_after
+        );
+    }
+    let planned_ok = all
+        .iter()
+        .filter(|r| r.scenario == "SENTINEL FAILOVER")
+        .all(|r| r.window < Duration::from_millis(500) && r.lost == 0);
+    println!(
+        "\nplanned failover target (window < 0.5 s, 0 lost): {}",
+        if planned_ok { "met" } else { "NOT met" }
+    );
+}
