@@ -85,15 +85,12 @@ pub fn is_retryable_refusal(reply: &[u8]) -> bool {
 pub struct ServerHealth {
     failures: Cell<u32>,
     down_until: Cell<Option<Instant>>,
-<<<<<<< HEAD
     /// The worker's count of servers marked down (lets routing skip health lookups).
     marked_down: Rc<Cell<usize>>,
-=======
     /// Why the last connection failed (shown to clients while the server is down).
     last_error: RefCell<Option<String>>,
     /// "Marked down" was logged and the server has not answered since: log it once.
     reported: Cell<bool>,
->>>>>>> faults
 }
 
 impl ServerHealth {
@@ -103,29 +100,22 @@ impl ServerHealth {
         self.down_until.get().is_some_and(|t| Instant::now() < t)
     }
 
-<<<<<<< HEAD
-    fn record_success(&self) {
-        if self.failures.get() != 0 {
-            self.failures.set(0);
-        }
-        if self.down_until.take().is_some() {
-            self.marked_down
-                .set(self.marked_down.get().saturating_sub(1));
-=======
     /// Why the server's last connection failed, while it is marked down.
     pub fn down_reason(&self) -> Option<String> {
         if self.is_down() {
             self.last_error.borrow().clone()
         } else {
             None
->>>>>>> faults
         }
     }
 
     fn record_success(&self, addr: &str) {
-        if self.failures.get() != 0 || self.down_until.get().is_some() {
+        if self.failures.get() != 0 {
             self.failures.set(0);
-            self.down_until.set(None);
+        }
+        if self.down_until.take().is_some() {
+            self.marked_down
+                .set(self.marked_down.get().saturating_sub(1));
             if self.reported.replace(false) {
                 tracing::info!(server = %addr, "server answers again");
             }
@@ -138,8 +128,10 @@ impl ServerHealth {
         *self.last_error.borrow_mut() = Some(reason.to_string());
         let n = self.failures.get() + 1;
         self.failures.set(n);
-<<<<<<< HEAD
-        if n >= settings.server_failure_limit.max(1) && !self.is_down() {
+        // A server marked down that fails its retry is down again at once: it gets one
+        // try per `server_retry_timeout`, not `server_failure_limit` more.
+        let retry_failed = self.down_until.get().is_some();
+        if (n >= settings.server_failure_limit.max(1) || retry_failed) && !self.is_down() {
             let was_marked = self
                 .down_until
                 .replace(Some(Instant::now() + settings.server_retry_timeout))
@@ -147,14 +139,6 @@ impl ServerHealth {
             if !was_marked {
                 self.marked_down.set(self.marked_down.get() + 1);
             }
-=======
-        // A server marked down that fails its retry is down again at once: it gets one
-        // try per `server_retry_timeout`, not `server_failure_limit` more.
-        let retry_failed = self.down_until.get().is_some();
-        if (n >= settings.server_failure_limit.max(1) || retry_failed) && !self.is_down() {
-            self.down_until
-                .set(Some(Instant::now() + settings.server_retry_timeout));
->>>>>>> faults
             self.failures.set(0);
             return !self.reported.replace(true);
         }

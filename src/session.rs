@@ -567,7 +567,15 @@ impl Client {
         if let Some(since) = held.filter(|_| write).or(behind) {
             self.ctx.hold.hold(
                 &self.ctx,
-                HeldRequest::new(frame.clone(), waiter, group, self.db, self.resp3, since, None),
+                HeldRequest::new(
+                    frame.clone(),
+                    waiter,
+                    group,
+                    self.db,
+                    self.resp3,
+                    since,
+                    None,
+                ),
             );
             return;
         }
