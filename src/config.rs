@@ -153,6 +153,14 @@ pub struct Config {
     pub proto_max_bulk_len: usize,
     /// Largest unparsed request buffer per client (Redis' client-query-buffer-limit).
     pub client_query_buffer_limit: usize,
+    /// Unwritten reply bytes after which a normal client is dropped; 0 = no limit
+    /// (Redis' client-output-buffer-limit normal hard limit).
+    pub client_output_buffer_limit_normal: usize,
+    /// The same for a subscribed (pub/sub) client.
+    pub client_output_buffer_limit_pubsub: usize,
+    /// Failed AUTHs per minute from one source address before AUTH is refused from it
+    /// (the connection is closed); 0 = no limit.
+    pub auth_failure_limit: u32,
 }
 
 impl Default for Config {
@@ -170,6 +178,9 @@ impl Default for Config {
             client_timeout: Duration::ZERO,
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
+            client_output_buffer_limit_normal: 1024 * 1024 * 1024,
+            client_output_buffer_limit_pubsub: 32 * 1024 * 1024,
+            auth_failure_limit: 60,
         }
     }
 }
@@ -208,12 +219,14 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Bytes of unwritten replies after which a normal client is dropped: twice the
-    /// largest value, so any single reply fits.
+    /// Bytes of unwritten replies after which a normal client is dropped (0 = never).
     pub fn client_output_limit(&self) -> usize {
-        self.proto_max_bulk_len
-            .saturating_mul(2)
-            .max(64 * 1024 * 1024)
+        self.client_output_buffer_limit_normal
+    }
+
+    /// Bytes of unwritten replies after which a subscribed client is dropped (0 = never).
+    pub fn pubsub_output_limit(&self) -> usize {
+        self.client_output_buffer_limit_pubsub
     }
 
     /// Loads a config file: `*.toml` as redmux TOML, anything else as predixy-style.

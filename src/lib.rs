@@ -16,6 +16,7 @@
 //! - [`hold`]: writes held while a group fails over, and refused writes re-sent.
 //! - [`config`]: TOML and predixy-style files into one typed [`config::Config`].
 //! - [`metrics`] and [`admin`]: counters, `/metrics`, INFO and the proxy's own commands.
+//! - [`limits`] and [`reload`]: defences against hostile clients, and config reload.
 
 pub mod admin;
 pub mod auth;
@@ -24,8 +25,10 @@ pub mod command;
 pub mod config;
 pub mod discovery;
 pub mod hold;
+pub mod limits;
 pub mod metrics;
 pub mod protocol;
+pub mod reload;
 pub mod routing;
 pub mod session;
 pub mod topology;

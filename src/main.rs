@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use redmux::config::{Config, LogFormat};
+use redmux::reload::{Reloader, SetLogLevel};
 use redmux::topology::{Topology, TopologyCell};
 use redmux::worker::{start_workers, Proxy};
 use std::path::PathBuf;
@@ -57,8 +58,12 @@ fn main() -> ExitCode {
         println!("{}: configuration is valid", path.display());
         return ExitCode::SUCCESS;
     }
-    init_logging(&config);
+    let set_log_level = init_logging(&config);
     tracing::info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), "config loaded");
+    let reloader = Reloader {
+        path: path.clone(),
+        set_log_level,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,10 +74,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, reloader))
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, reloader: Reloader) -> ExitCode {
     let names: Vec<String> = config
         .sentinel_pool
         .groups
@@ -87,6 +92,8 @@ async fn serve(config: Config) -> ExitCode {
     let bind = config.bind;
     let workers = config.worker_threads;
     let proxy = Arc::new(Proxy::new(config, cell));
+    let _ = proxy.reloader.set(reloader);
+    spawn_reload_on_hangup(proxy.clone());
     if let Some(addr) = proxy.config.metrics_bind {
         if let Err(e) = redmux::admin::serve_http(proxy.clone(), addr).await {
             tracing::error!(%addr, error = %e, "cannot listen for metrics");
@@ -129,16 +136,47 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log_level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+/// SIGHUP reloads the config (a bad one is logged and ignored).
+fn spawn_reload_on_hangup(proxy: Arc<Proxy>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: config reload only by command");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            let _ = redmux::reload::reload(&proxy);
+        }
+    });
+}
+
+/// Starts logging; returns how to change the log level on reload (none when RUST_LOG
+/// is set, which wins over the config).
+fn init_logging(config: &Config) -> Option<SetLogLevel> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::{fmt, prelude::*, reload, EnvFilter};
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let env_set = from_env.is_some();
+    let filter = from_env
+        .or_else(|| EnvFilter::try_new(&config.log_level).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let ansi = std::io::stderr().is_terminal();
+    let registry = tracing_subscriber::registry().with(filter);
     match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Plain => builder.init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
+        LogFormat::Plain => registry
+            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+            .init(),
     }
+    if env_set {
+        return None;
+    }
+    Some(Box::new(move |level: &str| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }))
 }

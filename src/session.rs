@@ -18,6 +18,7 @@ use crate::backend::{Link, Retry, Waiter};
 use crate::command::{self, flags, ArgList, CommandClass, CommandSpec};
 use crate::config::AuthMode;
 use crate::hold::HeldRequest;
+use crate::limits::Sniff;
 use crate::protocol::{put_error, ArgSpan, Parsed, RequestParser};
 use crate::topology::ServerAddr;
 use crate::worker::WorkerCtx;
@@ -25,7 +26,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use std::rc::Rc;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -37,8 +38,6 @@ const READ_CHUNK: usize = 16 * 1024;
 const WRITE_BATCH: usize = 256 * 1024;
 /// Replies smaller than this are copied into one buffer; larger ones are written as they are.
 const COALESCE_MAX: usize = 8 * 1024;
-/// Output buffer limit of a subscribed client (Redis' pubsub class hard limit).
-const PUBSUB_OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
 
 /// The arguments of one parsed request.
 pub struct Args<'a> {
@@ -96,7 +95,7 @@ pub(crate) struct Client {
 pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
-    let shared = Rc::new(ClientShared::new(ctx.proxy.config.client_output_limit()));
+    let shared = Rc::new(ClientShared::new(ctx.proxy.live.output_limit_normal()));
     ctx.register(&shared);
     let writer_task = tokio::task::spawn_local(write_loop(shared.clone(), writer));
     let mut client = Client {
@@ -122,7 +121,7 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
     let mut parser = RequestParser::new(ctx.proxy.config.proto_max_bulk_len);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let query_limit = ctx.proxy.config.client_query_buffer_limit;
-    let idle = ctx.proxy.config.client_timeout;
+    let mut sniffing = true;
     'read: loop {
         shared.wait_room(MAX_QUEUED).await;
         if shared.is_closed() {
@@ -131,26 +130,34 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
         if rbuf.capacity() - rbuf.len() < 1024 {
             rbuf.reserve(READ_CHUNK);
         }
-        let read = if idle.is_zero() {
-            reader.read_buf(&mut rbuf).await
-        } else {
-            match tokio::time::timeout(idle, reader.read_buf(&mut rbuf)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    if shared.pending() == 0 && client.pubsub.is_none() {
-                        tracing::debug!(client = %client.peer, "idle client closed");
-                        break;
-                    }
-                    continue;
-                }
-            }
+        let idle = ctx.proxy.live.client_timeout();
+        let read = tokio::select! {
+            r = read_some(&mut reader, &mut rbuf, idle) => r,
+            _ = shared.closed() => break,
         };
         match read {
-            Ok(0) | Err(_) => {
+            Some(Ok(0)) | Some(Err(_)) => {
                 shared.close_after();
                 break;
             }
-            Ok(_) => {}
+            Some(Ok(_)) => {}
+            None => {
+                if shared.pending() == 0 && client.pubsub.is_none() {
+                    tracing::debug!(client = %client.peer, "idle client closed");
+                    break;
+                }
+                continue;
+            }
+        }
+        if sniffing {
+            match crate::limits::sniff(&rbuf) {
+                Sniff::Redis => sniffing = false,
+                Sniff::NeedMore => continue,
+                foreign => {
+                    client.refuse_foreign(foreign == Sniff::Http);
+                    break;
+                }
+            }
         }
         loop {
             match parser.parse(&rbuf) {
@@ -187,9 +194,27 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
         }
     }
     client.finish();
+    if shared.over_limit() {
+        ctx.proxy
+            .stats
+            .output_limit_closed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     // The writer ends after writing what is queued up to the close marker; a client that
     // stopped reading is cut off by the output limit.
     let _ = writer_task.await;
+}
+
+/// One read from the client; `None` when `idle` (non-zero) passed with nothing read.
+async fn read_some(
+    reader: &mut OwnedReadHalf,
+    rbuf: &mut BytesMut,
+    idle: std::time::Duration,
+) -> Option<std::io::Result<usize>> {
+    if idle.is_zero() {
+        return Some(reader.read_buf(rbuf).await);
+    }
+    tokio::time::timeout(idle, reader.read_buf(rbuf)).await.ok()
 }
 
 async fn write_loop(shared: Rc<ClientShared>, mut writer: OwnedWriteHalf) {
@@ -291,6 +316,26 @@ impl Client {
         self.shared.close_after();
     }
 
+    /// HTTP or TLS on the Redis port: an HTTP client gets one error line, a TLS client
+    /// nothing; both are closed before anything reaches a backend.
+    fn refuse_foreign(&mut self, http: bool) {
+        let proxy = &self.ctx.proxy;
+        let n = proxy
+            .stats
+            .foreign_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let what = if http { "HTTP" } else { "TLS" };
+        if n.is_power_of_two() || n == 0 {
+            tracing::warn!(client = %self.peer, what, refused = n + 1, "foreign protocol on the Redis port: connection closed");
+        }
+        if http {
+            self.error(crate::limits::SECURITY_ATTACK);
+            self.shared.close_after();
+        } else {
+            self.shared.close();
+        }
+    }
+
     fn finish(&mut self) {
         if let Some(link) = self.pubsub.take() {
             link.close();
@@ -307,6 +352,10 @@ impl Client {
             return true;
         }
         let Some(spec) = command::lookup_request(&args) else {
+            if crate::limits::is_attack_command(args.arg(0)) {
+                self.refuse_foreign(true);
+                return false;
+            }
             let text = unknown_command(&args);
             self.refuse_in_multi();
             self.error(&text);
@@ -337,6 +386,10 @@ impl Client {
         }
         if self.multi.is_some() {
             return self.in_multi(spec, &args).await;
+        }
+        if spec.name == "config|set" && is_reload_request(&args) {
+            self.reload_config();
+            return true;
         }
         match spec.class {
             CommandClass::Local => return self.local(spec, &args).await,
@@ -798,7 +851,8 @@ impl Client {
             }
         };
         self.shared.wait_idle().await;
-        self.shared.set_output_limit(PUBSUB_OUTPUT_LIMIT);
+        self.shared
+            .set_output_limit(self.ctx.proxy.live.output_limit_pubsub());
         let link = self.ctx.links.dedicated(&addr, self.db, self.resp3);
         link.send_passthrough(&self.shared, args.frame);
         self.pubsub = Some(link);
@@ -821,7 +875,7 @@ impl Client {
                     link.close();
                 }
                 self.shared
-                    .set_output_limit(self.ctx.proxy.config.client_output_limit());
+                    .set_output_limit(self.ctx.proxy.live.output_limit_normal());
                 return local::reset(self);
             }
             _ => {}
@@ -856,6 +910,11 @@ impl Client {
             .as_ref()
             .is_some_and(|r| r.mode == AuthMode::Admin)
     }
+}
+
+/// `CONFIG SET redmux.reload yes`: the proxy reloads its own config.
+fn is_reload_request(args: &Args<'_>) -> bool {
+    args.len() == 4 && args.arg(2).eq_ignore_ascii_case(b"redmux.reload")
 }
 
 fn is_subscribe(spec: &CommandSpec) -> bool {

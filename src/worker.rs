@@ -53,6 +53,12 @@ pub struct Proxy {
     pub clients: AtomicUsize,
     /// Set when the proxy stops accepting (SIGTERM).
     pub shutdown: watch::Sender<bool>,
+    /// Limits a config reload may change.
+    pub live: crate::limits::Live,
+    /// Failed AUTHs per source address.
+    pub auth_limiter: crate::limits::AuthLimiter,
+    /// Set by `main`: where to reload the config from.
+    pub reloader: std::sync::OnceLock<crate::reload::Reloader>,
 }
 
 impl Proxy {
@@ -71,6 +77,9 @@ impl Proxy {
             next_client_id: AtomicU64::new(1),
             clients: AtomicUsize::new(0),
             shutdown: watch::channel(false).0,
+            live: crate::limits::Live::new(&config),
+            auth_limiter: crate::limits::AuthLimiter::default(),
+            reloader: std::sync::OnceLock::new(),
             config,
         }
     }
@@ -240,7 +249,7 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
         }
         let ctx2 = ctx.clone();
         let over_limit = {
-            let max = proxy.config.max_clients;
+            let max = proxy.live.max_clients();
             let now = proxy.clients.fetch_add(1, Ordering::Relaxed) + 1;
             max > 0 && now > max
         };

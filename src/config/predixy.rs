@@ -3,7 +3,8 @@
 //! The syntax lives in [`syntax`]; this module gives the directives their meaning.
 //! Directive names are predixy's (case-sensitive), plus a few of redmux's own:
 //! `MetricsBind`, `Allow`, `LogLevel`, `LogFormat`, `ProtoMaxBulkLen`,
-//! `ClientQueryBufferLimit`, and in the pool `User`, `SentinelUser`, `SentinelPassword`.
+//! `ClientQueryBufferLimit`, `ClientOutputBufferLimitNormal`,
+//! `ClientOutputBufferLimitPubsub`, `AuthFailureLimit`, and in the pool `User`, `SentinelUser`, `SentinelPassword`.
 //! Every problem is recorded with its line and parsing goes on, so one run shows them all.
 
 mod syntax;
@@ -25,6 +26,9 @@ const TOP: &[&str] = &[
     "Allow",
     "ProtoMaxBulkLen",
     "ClientQueryBufferLimit",
+    "ClientOutputBufferLimitNormal",
+    "ClientOutputBufferLimitPubsub",
+    "AuthFailureLimit",
     "Authority",
     "SentinelServerPool",
 ];
@@ -359,6 +363,21 @@ impl Loader {
                     self.cfg.client_query_buffer_limit = v;
                 }
             }
+            "ClientOutputBufferLimitNormal" => {
+                if let Some(v) = self.value(S, d, value::parse_size) {
+                    self.cfg.client_output_buffer_limit_normal = v;
+                }
+            }
+            "ClientOutputBufferLimitPubsub" => {
+                if let Some(v) = self.value(S, d, value::parse_size) {
+                    self.cfg.client_output_buffer_limit_pubsub = v;
+                }
+            }
+            "AuthFailureLimit" => {
+                if let Some(v) = self.value(S, d, value::parse_number) {
+                    self.cfg.auth_failure_limit = v;
+                }
+            }
             "Allow" => self.allow(d),
             "Authority" => self.authority(d),
             _ => self.pool(d),
@@ -644,6 +663,9 @@ Allow { + 192.168.22.0/24 }
 Allow 10.0.0.0/8 ::1
 ProtoMaxBulkLen 1mb
 ClientQueryBufferLimit 2048
+ClientOutputBufferLimitNormal 64mb
+ClientOutputBufferLimitPubsub 8mb
+AuthFailureLimit 5
 Authority {
     Auth "" { Mode read }
     Auth ro {
@@ -691,6 +713,9 @@ SentinelServerPool {
         assert_eq!(cfg.allow, vec!["192.168.22.0/24", "10.0.0.0/8", "::1"]);
         assert_eq!(cfg.proto_max_bulk_len, 1 << 20);
         assert_eq!(cfg.client_query_buffer_limit, 2048);
+        assert_eq!(cfg.client_output_buffer_limit_normal, 64 << 20);
+        assert_eq!(cfg.client_output_buffer_limit_pubsub, 8 << 20);
+        assert_eq!(cfg.auth_failure_limit, 5);
         let auth = cfg.auth.expect("auth");
         assert_eq!(
             (auth[0].password.as_str(), auth[0].mode),

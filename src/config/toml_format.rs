@@ -29,6 +29,9 @@ struct File {
     client_timeout: Option<Dur>,
     proto_max_bulk_len: Option<Spanned<Size>>,
     client_query_buffer_limit: Option<Spanned<Size>>,
+    client_output_buffer_limit_normal: Option<Size>,
+    client_output_buffer_limit_pubsub: Option<Size>,
+    auth_failure_limit: Option<u32>,
     auth: Option<Spanned<Vec<Auth>>>,
     sentinel_pool: Option<Spanned<Pool>>,
 }
@@ -162,6 +165,15 @@ impl Loader<'_> {
         }
         self.limits(f.max_clients, f.client_timeout);
         self.sizes(f.proto_max_bulk_len, f.client_query_buffer_limit);
+        if let Some(v) = f.client_output_buffer_limit_normal {
+            self.cfg.client_output_buffer_limit_normal = v.0;
+        }
+        if let Some(v) = f.client_output_buffer_limit_pubsub {
+            self.cfg.client_output_buffer_limit_pubsub = v.0;
+        }
+        if let Some(v) = f.auth_failure_limit {
+            self.cfg.auth_failure_limit = v;
+        }
         if let Some(auth) = f.auth {
             self.auth(auth);
         }
@@ -427,6 +439,9 @@ max_clients = 10
 client_timeout = 0.5
 proto_max_bulk_len = 1024
 client_query_buffer_limit = "2kb"
+client_output_buffer_limit_normal = "64mb"
+client_output_buffer_limit_pubsub = 0
+auth_failure_limit = 0
 
 [metrics]
 bind = "127.0.0.1:9000"
@@ -470,6 +485,9 @@ name = "g2"
         assert_eq!(cfg.log_format, LogFormat::Json);
         assert_eq!(cfg.client_timeout, Duration::from_millis(500));
         assert_eq!(cfg.client_query_buffer_limit, 2048);
+        assert_eq!(cfg.client_output_buffer_limit_normal, 64 << 20);
+        assert_eq!(cfg.client_output_buffer_limit_pubsub, 0);
+        assert_eq!(cfg.auth_failure_limit, 0);
         assert_eq!(cfg.metrics_bind.map(|a| a.port()), Some(9000));
         let auth = cfg.auth.expect("auth");
         assert_eq!(
