@@ -197,7 +197,12 @@ mod tests {
             b"CONNECT 10.0.0.1:6379 HTTP/1.1\r\n",
             b"PRI * HTTP/2.0\r\n",
         ] {
-            assert_eq!(sniff(http), Sniff::Http, "{}", String::from_utf8_lossy(http));
+            assert_eq!(
+                sniff(http),
+                Sniff::Http,
+                "{}",
+                String::from_utf8_lossy(http)
+            );
         }
         assert_eq!(sniff(b"GET / HTTP/1.1"), Sniff::NeedMore);
         assert_eq!(sniff(b"GET key\r\n"), Sniff::Redis);

@@ -29,12 +29,36 @@ pub fn render(proxy: &crate::worker::Proxy) -> String {
         proxy.stats.accepted.load(Ordering::Relaxed),
     );
     let counters = [
-        ("redmux_auth_failures_total", "Failed AUTH attempts.", &s.auth_failures),
-        ("redmux_auth_blocked_total", "AUTHs refused for too many failures from the address.", &s.auth_blocked),
-        ("redmux_foreign_refused_total", "Connections that spoke HTTP or TLS to the Redis port.", &s.foreign_refused),
-        ("redmux_output_limit_closed_total", "Clients dropped over their output buffer limit.", &s.output_limit_closed),
-        ("redmux_config_reloads_total", "Config reloads applied.", &s.reloads),
-        ("redmux_clients_refused_total", "Connections refused by the allow-list.", &s.refused),
+        (
+            "redmux_auth_failures_total",
+            "Failed AUTH attempts.",
+            &s.auth_failures,
+        ),
+        (
+            "redmux_auth_blocked_total",
+            "AUTHs refused for too many failures from the address.",
+            &s.auth_blocked,
+        ),
+        (
+            "redmux_foreign_refused_total",
+            "Connections that spoke HTTP or TLS to the Redis port.",
+            &s.foreign_refused,
+        ),
+        (
+            "redmux_output_limit_closed_total",
+            "Clients dropped over their output buffer limit.",
+            &s.output_limit_closed,
+        ),
+        (
+            "redmux_config_reloads_total",
+            "Config reloads applied.",
+            &s.reloads,
+        ),
+        (
+            "redmux_clients_refused_total",
+            "Connections refused by the allow-list.",
+            &s.refused,
+        ),
     ];
     for (name, help, value) in counters {
         out.push_str(&format!(

@@ -144,6 +144,7 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
             None => {
                 if shared.pending() == 0 && client.pubsub.is_none() {
                     tracing::debug!(client = %client.peer, "idle client closed");
+                    shared.close_after();
                     break;
                 }
                 continue;

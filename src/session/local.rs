@@ -96,7 +96,9 @@ impl Client {
                     .stats
                     .auth_failures
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let failures = self.peer_ip().map(|ip| self.ctx.proxy.auth_limiter.failed(ip));
+                let failures = self
+                    .peer_ip()
+                    .map(|ip| self.ctx.proxy.auth_limiter.failed(ip));
                 // The password itself is never logged.
                 tracing::info!(client = %self.peer, failures, "authentication failed");
                 if reply {
@@ -125,7 +127,10 @@ impl Client {
 
     /// The client's IP address, for per-address limits.
     fn peer_ip(&self) -> Option<std::net::IpAddr> {
-        self.peer.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
+        self.peer
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|a| a.ip())
     }
 
     /// True (and the client told and closed) when its address has failed AUTH too often
