@@ -229,6 +229,16 @@ impl Config {
         self.client_output_buffer_limit_pubsub
     }
 
+    /// Parses config text: redmux TOML when `toml`, else predixy-style (no `${VAR}`
+    /// expansion; [`Config::load`] adds that).
+    pub fn parse_str(text: &str, toml: bool) -> Result<Config, Vec<ConfigProblem>> {
+        if toml {
+            toml_format::parse(text)
+        } else {
+            predixy::parse(text)
+        }
+    }
+
     /// Loads a config file: `*.toml` as redmux TOML, anything else as predixy-style.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {

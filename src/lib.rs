@@ -24,6 +24,8 @@ pub mod backend;
 pub mod command;
 pub mod config;
 pub mod discovery;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod hold;
 pub mod limits;
 pub mod metrics;
