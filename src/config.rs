@@ -122,6 +122,17 @@ impl Default for SentinelPoolConfig {
     }
 }
 
+/// Client TLS (`[tls]`; predixy-style `TlsCert`, `TlsKey`, `TlsClientCa`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain; reloaded when the file changes.
+    pub cert: PathBuf,
+    /// PEM private key; reloaded when the file changes.
+    pub key: PathBuf,
+    /// PEM CA certificates; when set, clients must present a certificate it signed.
+    pub client_ca: Option<PathBuf>,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -161,6 +172,8 @@ pub struct Config {
     /// Failed AUTHs per minute from one source address before AUTH is refused from it
     /// (the connection is closed); 0 = no limit.
     pub auth_failure_limit: u32,
+    /// TLS on the client port; plain TCP when `None`.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -181,6 +194,7 @@ impl Default for Config {
             client_output_buffer_limit_normal: 1024 * 1024 * 1024,
             client_output_buffer_limit_pubsub: 32 * 1024 * 1024,
             auth_failure_limit: 60,
+            tls: None,
         }
     }
 }
@@ -400,6 +414,7 @@ pub(crate) struct SourceLines {
     pub log_level: usize,
     pub proto_max_bulk_len: usize,
     pub client_query_buffer_limit: usize,
+    pub tls: usize,
     pub allow: Vec<usize>,
     pub authority: usize,
     pub auth: Vec<usize>,
@@ -459,6 +474,14 @@ fn check_top(cfg: &Config, lines: &SourceLines, out: &mut Vec<ConfigProblem>) {
             "client query buffer limit",
         ),
     ];
+    if let Some(tls) = &cfg.tls {
+        if tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty() {
+            out.push(ConfigProblem::new(
+                lines.tls,
+                "TLS needs both a certificate and a key (expected TlsCert FILE and TlsKey FILE)",
+            ));
+        }
+    }
     for (size, line, what) in sizes {
         if size == 0 {
             out.push(ConfigProblem::new(

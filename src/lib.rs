@@ -33,5 +33,6 @@ pub mod protocol;
 pub mod reload;
 pub mod routing;
 pub mod session;
+pub mod tls;
 pub mod topology;
 pub mod worker;

@@ -91,8 +91,20 @@ async fn serve(config: Config, reloader: Reloader) -> ExitCode {
     }
     let bind = config.bind;
     let workers = config.worker_threads;
+    let client_tls = match config.tls.as_ref().map(redmux::tls::ClientTls::load) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "cannot load the TLS certificate");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let proxy = Arc::new(Proxy::new(config, cell));
     let _ = proxy.reloader.set(reloader);
+    if let Some(tls) = client_tls {
+        let _ = proxy.client_tls.set(tls);
+        spawn_tls_reload(proxy.clone());
+    }
     spawn_reload_on_hangup(proxy.clone());
     if let Some(addr) = proxy.config.metrics_bind {
         if let Err(e) = redmux::admin::serve_http(proxy.clone(), addr).await {
@@ -134,6 +146,18 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// Checks the TLS certificate files for changes every few seconds.
+fn spawn_tls_reload(proxy: Arc<Proxy>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(redmux::tls::RELOAD_CHECK).await;
+            if let Some(tls) = proxy.client_tls.get() {
+                tls.reload_if_changed();
+            }
+        }
+    });
 }
 
 /// SIGHUP reloads the config (a bad one is logged and ignored).

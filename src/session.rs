@@ -25,8 +25,7 @@ use crate::worker::WorkerCtx;
 use bytes::{Buf, Bytes, BytesMut};
 use std::rc::Rc;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -94,7 +93,35 @@ pub(crate) struct Client {
 /// Serves one client until it disconnects or is closed.
 pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
     let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
+    serve(ctx, reader, writer, peer).await;
+}
+
+/// Serves one TLS client: the handshake (bounded in time), then as [`run`].
+pub async fn run_tls(
+    ctx: Rc<WorkerCtx>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: String,
+) {
+    let _ = stream.set_nodelay(true);
+    let handshake = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    match handshake.await {
+        Ok(Ok(tls)) => {
+            let (reader, writer) = tokio::io::split(tls);
+            serve(ctx, reader, writer, peer).await;
+        }
+        Ok(Err(e)) => tracing::debug!(client = %peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
+    }
+}
+
+/// The session over any byte stream (plain TCP halves or TLS halves).
+async fn serve<R, W>(ctx: Rc<WorkerCtx>, mut reader: R, writer: W, peer: String)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + 'static,
+{
     let shared = Rc::new(ClientShared::new(ctx.proxy.live.output_limit_normal()));
     ctx.register(&shared);
     let writer_task = tokio::task::spawn_local(write_loop(shared.clone(), writer));
@@ -207,8 +234,8 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
 }
 
 /// One read from the client; `None` when `idle` (non-zero) passed with nothing read.
-async fn read_some(
-    reader: &mut OwnedReadHalf,
+async fn read_some<R: AsyncRead + Unpin>(
+    reader: &mut R,
     rbuf: &mut BytesMut,
     idle: std::time::Duration,
 ) -> Option<std::io::Result<usize>> {
@@ -218,7 +245,7 @@ async fn read_some(
     tokio::time::timeout(idle, reader.read_buf(rbuf)).await.ok()
 }
 
-async fn write_loop(shared: Rc<ClientShared>, mut writer: OwnedWriteHalf) {
+async fn write_loop<W: AsyncWrite + Unpin>(shared: Rc<ClientShared>, mut writer: W) {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut small = BytesMut::with_capacity(COALESCE_MAX);
     loop {
@@ -248,8 +275,8 @@ async fn write_loop(shared: Rc<ClientShared>, mut writer: OwnedWriteHalf) {
 
 /// Writes replies with as few system calls as possible: small replies are copied into one
 /// buffer, large ones are written from where they are.
-async fn write_batch(
-    writer: &mut OwnedWriteHalf,
+async fn write_batch<W: AsyncWrite + Unpin>(
+    writer: &mut W,
     batch: &mut Vec<Bytes>,
     small: &mut BytesMut,
 ) -> std::io::Result<()> {
@@ -268,7 +295,8 @@ async fn write_batch(
         writer.write_all(small).await?;
         small.clear();
     }
-    Ok(())
+    // A no-op on TCP; TLS sends the records it buffered.
+    writer.flush().await
 }
 
 /// Redis' text for an unknown command.

@@ -57,6 +57,8 @@ pub struct Proxy {
     pub live: crate::limits::Live,
     /// Failed AUTHs per source address.
     pub auth_limiter: crate::limits::AuthLimiter,
+    /// Set by `main` when the client port speaks TLS.
+    pub client_tls: std::sync::OnceLock<crate::tls::ClientTls>,
     /// Set by `main`: where to reload the config from.
     pub reloader: std::sync::OnceLock<crate::reload::Reloader>,
 }
@@ -80,6 +82,7 @@ impl Proxy {
             live: crate::limits::Live::new(&config),
             auth_limiter: crate::limits::AuthLimiter::default(),
             reloader: std::sync::OnceLock::new(),
+            client_tls: std::sync::OnceLock::new(),
             config,
         }
     }
@@ -256,6 +259,9 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
         tokio::task::spawn_local(async move {
             if over_limit {
                 refuse_over_limit(stream).await;
+            } else if let Some(tls) = ctx2.proxy.client_tls.get() {
+                crate::session::run_tls(ctx2.clone(), tls.acceptor(), stream, peer.to_string())
+                    .await;
             } else {
                 crate::session::run(ctx2.clone(), stream, peer.to_string()).await;
             }

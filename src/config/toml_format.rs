@@ -32,6 +32,7 @@ struct File {
     client_output_buffer_limit_normal: Option<Size>,
     client_output_buffer_limit_pubsub: Option<Size>,
     auth_failure_limit: Option<u32>,
+    tls: Option<Tls>,
     auth: Option<Spanned<Vec<Auth>>>,
     sentinel_pool: Option<Spanned<Pool>>,
 }
@@ -40,6 +41,14 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct Metrics {
     bind: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tls {
+    cert: String,
+    key: String,
+    client_ca: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +183,11 @@ impl Loader<'_> {
         if let Some(v) = f.auth_failure_limit {
             self.cfg.auth_failure_limit = v;
         }
+        self.cfg.tls = f.tls.map(|t| super::TlsConfig {
+            cert: t.cert.into(),
+            key: t.key.into(),
+            client_ca: t.client_ca.filter(|c| !c.is_empty()).map(Into::into),
+        });
         if let Some(auth) = f.auth {
             self.auth(auth);
         }
@@ -443,6 +457,11 @@ client_output_buffer_limit_normal = "64mb"
 client_output_buffer_limit_pubsub = 0
 auth_failure_limit = 0
 
+[tls]
+cert = "/etc/redmux/tls.crt"
+key = "/etc/redmux/tls.key"
+client_ca = "/etc/redmux/ca.crt"
+
 [metrics]
 bind = "127.0.0.1:9000"
 
@@ -488,6 +507,13 @@ name = "g2"
         assert_eq!(cfg.client_output_buffer_limit_normal, 64 << 20);
         assert_eq!(cfg.client_output_buffer_limit_pubsub, 0);
         assert_eq!(cfg.auth_failure_limit, 0);
+        let tls = cfg.tls.clone().expect("tls");
+        assert_eq!(tls.cert, std::path::Path::new("/etc/redmux/tls.crt"));
+        assert_eq!(tls.key, std::path::Path::new("/etc/redmux/tls.key"));
+        assert_eq!(
+            tls.client_ca.as_deref(),
+            Some(std::path::Path::new("/etc/redmux/ca.crt"))
+        );
         assert_eq!(cfg.metrics_bind.map(|a| a.port()), Some(9000));
         let auth = cfg.auth.expect("auth");
         assert_eq!(
