@@ -122,6 +122,17 @@ impl Default for SentinelPoolConfig {
     }
 }
 
+/// Client TLS (`[tls]`; predixy-style `TlsCert`, `TlsKey`, `TlsClientCa`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain; reloaded when the file changes.
+    pub cert: PathBuf,
+    /// PEM private key; reloaded when the file changes.
+    pub key: PathBuf,
+    /// PEM CA certificates; when set, clients must present a certificate it signed.
+    pub client_ca: Option<PathBuf>,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -156,6 +167,16 @@ pub struct Config {
     pub proto_max_bulk_len: usize,
     /// Largest unparsed request buffer per client (Redis' client-query-buffer-limit).
     pub client_query_buffer_limit: usize,
+    /// Unwritten reply bytes after which a normal client is dropped; 0 = no limit
+    /// (Redis' client-output-buffer-limit normal hard limit).
+    pub client_output_buffer_limit_normal: usize,
+    /// The same for a subscribed (pub/sub) client.
+    pub client_output_buffer_limit_pubsub: usize,
+    /// Failed AUTHs per minute from one source address before AUTH is refused from it
+    /// (the connection is closed); 0 = no limit.
+    pub auth_failure_limit: u32,
+    /// TLS on the client port; plain TCP when `None`.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -174,6 +195,10 @@ impl Default for Config {
             proxy_protocol: false,
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
+            client_output_buffer_limit_normal: 1024 * 1024 * 1024,
+            client_output_buffer_limit_pubsub: 32 * 1024 * 1024,
+            auth_failure_limit: 60,
+            tls: None,
         }
     }
 }
@@ -212,12 +237,24 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Bytes of unwritten replies after which a normal client is dropped: twice the
-    /// largest value, so any single reply fits.
+    /// Bytes of unwritten replies after which a normal client is dropped (0 = never).
     pub fn client_output_limit(&self) -> usize {
-        self.proto_max_bulk_len
-            .saturating_mul(2)
-            .max(64 * 1024 * 1024)
+        self.client_output_buffer_limit_normal
+    }
+
+    /// Bytes of unwritten replies after which a subscribed client is dropped (0 = never).
+    pub fn pubsub_output_limit(&self) -> usize {
+        self.client_output_buffer_limit_pubsub
+    }
+
+    /// Parses config text: redmux TOML when `toml`, else predixy-style (no `${VAR}`
+    /// expansion; [`Config::load`] adds that).
+    pub fn parse_str(text: &str, toml: bool) -> Result<Config, Vec<ConfigProblem>> {
+        if toml {
+            toml_format::parse(text)
+        } else {
+            predixy::parse(text)
+        }
     }
 
     /// Loads a config file: `*.toml` as redmux TOML, anything else as predixy-style.
@@ -381,6 +418,7 @@ pub(crate) struct SourceLines {
     pub log_level: usize,
     pub proto_max_bulk_len: usize,
     pub client_query_buffer_limit: usize,
+    pub tls: usize,
     pub allow: Vec<usize>,
     pub authority: usize,
     pub auth: Vec<usize>,
@@ -440,6 +478,14 @@ fn check_top(cfg: &Config, lines: &SourceLines, out: &mut Vec<ConfigProblem>) {
             "client query buffer limit",
         ),
     ];
+    if let Some(tls) = &cfg.tls {
+        if tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty() {
+            out.push(ConfigProblem::new(
+                lines.tls,
+                "TLS needs both a certificate and a key (expected TlsCert FILE and TlsKey FILE)",
+            ));
+        }
+    }
     for (size, line, what) in sizes {
         if size == 0 {
             out.push(ConfigProblem::new(

@@ -17,6 +17,7 @@
 //! - [`proxy_protocol`]: PROXY v1/v2 headers that carry the real client address.
 //! - [`config`]: TOML and predixy-style files into one typed [`config::Config`].
 //! - [`metrics`] and [`admin`]: counters, `/metrics`, INFO and the proxy's own commands.
+//! - [`limits`] and [`reload`]: defences against hostile clients, and config reload.
 
 pub mod admin;
 pub mod auth;
@@ -24,11 +25,16 @@ pub mod backend;
 pub mod command;
 pub mod config;
 pub mod discovery;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod hold;
+pub mod limits;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy_protocol;
+pub mod reload;
 pub mod routing;
 pub mod session;
+pub mod tls;
 pub mod topology;
 pub mod worker;

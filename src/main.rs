@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use redmux::config::{Config, LogFormat};
+use redmux::reload::{Reloader, SetLogLevel};
 use redmux::topology::{Topology, TopologyCell};
 use redmux::worker::{start_workers, Proxy};
 use std::path::PathBuf;
@@ -57,8 +58,12 @@ fn main() -> ExitCode {
         println!("{}: configuration is valid", path.display());
         return ExitCode::SUCCESS;
     }
-    init_logging(&config);
+    let set_log_level = init_logging(&config);
     tracing::info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), "config loaded");
+    let reloader = Reloader {
+        path: path.clone(),
+        set_log_level,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,10 +74,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, reloader))
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, reloader: Reloader) -> ExitCode {
     let names: Vec<String> = config
         .sentinel_pool
         .groups
@@ -86,7 +91,21 @@ async fn serve(config: Config) -> ExitCode {
     }
     let bind = config.bind;
     let workers = config.worker_threads;
+    let client_tls = match config.tls.as_ref().map(redmux::tls::ClientTls::load) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "cannot load the TLS certificate");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let proxy = Arc::new(Proxy::new(config, cell));
+    let _ = proxy.reloader.set(reloader);
+    if let Some(tls) = client_tls {
+        let _ = proxy.client_tls.set(tls);
+        spawn_tls_reload(proxy.clone());
+    }
+    spawn_reload_on_hangup(proxy.clone());
     if let Some(addr) = proxy.config.metrics_bind {
         if let Err(e) = redmux::admin::serve_http(proxy.clone(), addr).await {
             tracing::error!(%addr, error = %e, "cannot listen for metrics");
@@ -129,18 +148,59 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(config: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log_level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+/// Checks the TLS certificate files for changes every few seconds.
+fn spawn_tls_reload(proxy: Arc<Proxy>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(redmux::tls::RELOAD_CHECK).await;
+            if let Some(tls) = proxy.client_tls.get() {
+                tls.reload_if_changed();
+            }
+        }
+    });
+}
+
+/// SIGHUP reloads the config (a bad one is logged and ignored).
+fn spawn_reload_on_hangup(proxy: Arc<Proxy>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: config reload only by command");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            let _ = redmux::reload::reload(&proxy);
+        }
+    });
+}
+
+/// Starts logging; returns how to change the log level on reload (none when RUST_LOG
+/// is set, which wins over the config).
+fn init_logging(config: &Config) -> Option<SetLogLevel> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::{fmt, prelude::*, reload, EnvFilter};
+    let from_env = EnvFilter::try_from_default_env().ok();
+    let env_set = from_env.is_some();
+    let filter = from_env
+        .or_else(|| EnvFilter::try_new(&config.log_level).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let ansi = std::io::stderr().is_terminal();
+    let registry = tracing_subscriber::registry().with(filter);
     match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Plain => builder.init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
+        LogFormat::Plain => registry
+            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+            .init(),
     }
+    if env_set {
+        return None;
+    }
+    Some(Box::new(move |level: &str| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }))
 }

@@ -18,14 +18,14 @@ use crate::auth::Rights;
 use crate::backend::{Link, Retry, Waiter};
 use crate::command::{self, flags, ArgList, CommandClass, CommandSpec};
 use crate::hold::HeldRequest;
+use crate::limits::Sniff;
 use crate::protocol::{put_error, ArgSpan, Parsed, RequestParser};
 use crate::topology::ServerAddr;
 use crate::worker::WorkerCtx;
 use bytes::{Buf, Bytes, BytesMut};
 use std::rc::Rc;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -40,8 +40,6 @@ const READ_START: usize = 512;
 const WRITE_BATCH: usize = 256 * 1024;
 /// Replies smaller than this are copied into one buffer; larger ones are written as they are.
 const COALESCE_MAX: usize = 8 * 1024;
-/// Output buffer limit of a subscribed client (Redis' pubsub class hard limit).
-const PUBSUB_OUTPUT_LIMIT: usize = 32 * 1024 * 1024;
 
 /// The arguments of one parsed request.
 pub struct Args<'a> {
@@ -102,8 +100,36 @@ pub(crate) struct Client {
 /// Serves one client until it disconnects or is closed.
 pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
     let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
-    let shared = Rc::new(ClientShared::new(ctx.proxy.config.client_output_limit()));
+    let (reader, writer) = stream.into_split();
+    serve(ctx, reader, writer, peer).await;
+}
+
+/// Serves one TLS client: the handshake (bounded in time), then as [`run`].
+pub async fn run_tls(
+    ctx: Rc<WorkerCtx>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: String,
+) {
+    let _ = stream.set_nodelay(true);
+    let handshake = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    match handshake.await {
+        Ok(Ok(tls)) => {
+            let (reader, writer) = tokio::io::split(tls);
+            serve(ctx, reader, writer, peer).await;
+        }
+        Ok(Err(e)) => tracing::debug!(client = %peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
+    }
+}
+
+/// The session over any byte stream (plain TCP halves or TLS halves).
+async fn serve<R, W>(ctx: Rc<WorkerCtx>, mut reader: R, writer: W, peer: String)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + 'static,
+{
+    let shared = Rc::new(ClientShared::new(ctx.proxy.live.output_limit_normal()));
     ctx.register(&shared);
     let writer_task = tokio::task::spawn_local(write_loop(shared.clone(), writer));
     let mut client = Client {
@@ -131,7 +157,7 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
     let mut parser = RequestParser::new(ctx.proxy.config.proto_max_bulk_len);
     let mut rbuf = BytesMut::new();
     let query_limit = ctx.proxy.config.client_query_buffer_limit;
-    let idle = ctx.proxy.config.client_timeout;
+    let mut sniffing = true;
     'read: loop {
         shared.wait_room(MAX_QUEUED).await;
         if shared.is_closed() {
@@ -140,26 +166,35 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
         if rbuf.capacity() - rbuf.len() < READ_START / 2 {
             rbuf.reserve(rbuf.capacity().clamp(READ_START, READ_CHUNK));
         }
-        let read = if idle.is_zero() {
-            reader.read_buf(&mut rbuf).await
-        } else {
-            match tokio::time::timeout(idle, reader.read_buf(&mut rbuf)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    if shared.pending() == 0 && client.pubsub.is_none() {
-                        tracing::debug!(client = %client.peer, "idle client closed");
-                        break;
-                    }
-                    continue;
-                }
-            }
+        let idle = ctx.proxy.live.client_timeout();
+        let read = tokio::select! {
+            r = read_some(&mut reader, &mut rbuf, idle) => r,
+            _ = shared.closed() => break,
         };
         match read {
-            Ok(0) | Err(_) => {
+            Some(Ok(0)) | Some(Err(_)) => {
                 shared.close_after();
                 break;
             }
-            Ok(_) => client.now = Instant::now(),
+            Some(Ok(_)) => client.now = Instant::now(),
+            None => {
+                if shared.pending() == 0 && client.pubsub.is_none() {
+                    tracing::debug!(client = %client.peer, "idle client closed");
+                    shared.close_after();
+                    break;
+                }
+                continue;
+            }
+        }
+        if sniffing {
+            match crate::limits::sniff(&rbuf) {
+                Sniff::Redis => sniffing = false,
+                Sniff::NeedMore => continue,
+                foreign => {
+                    client.refuse_foreign(foreign == Sniff::Http);
+                    break;
+                }
+            }
         }
         loop {
             match parser.parse(&rbuf) {
@@ -196,12 +231,30 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
         }
     }
     client.finish();
+    if shared.over_limit() {
+        ctx.proxy
+            .stats
+            .output_limit_closed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     // The writer ends after writing what is queued up to the close marker; a client that
     // stopped reading is cut off by the output limit.
     let _ = writer_task.await;
 }
 
-async fn write_loop(shared: Rc<ClientShared>, mut writer: OwnedWriteHalf) {
+/// One read from the client; `None` when `idle` (non-zero) passed with nothing read.
+async fn read_some<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    rbuf: &mut BytesMut,
+    idle: std::time::Duration,
+) -> Option<std::io::Result<usize>> {
+    if idle.is_zero() {
+        return Some(reader.read_buf(rbuf).await);
+    }
+    tokio::time::timeout(idle, reader.read_buf(rbuf)).await.ok()
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(shared: Rc<ClientShared>, mut writer: W) {
     let mut batch: Vec<Bytes> = Vec::new();
     let mut small = BytesMut::new();
     loop {
@@ -231,8 +284,8 @@ async fn write_loop(shared: Rc<ClientShared>, mut writer: OwnedWriteHalf) {
 
 /// Writes replies with as few system calls as possible: small replies are copied into one
 /// buffer, large ones are written from where they are.
-async fn write_batch(
-    writer: &mut OwnedWriteHalf,
+async fn write_batch<W: AsyncWrite + Unpin>(
+    writer: &mut W,
     batch: &mut Vec<Bytes>,
     small: &mut BytesMut,
 ) -> std::io::Result<()> {
@@ -251,7 +304,8 @@ async fn write_batch(
         writer.write_all(small).await?;
         small.clear();
     }
-    Ok(())
+    // A no-op on TCP; TLS sends the records it buffered.
+    writer.flush().await
 }
 
 /// Redis' text for an unknown command.
@@ -300,6 +354,26 @@ impl Client {
         self.shared.close_after();
     }
 
+    /// HTTP or TLS on the Redis port: an HTTP client gets one error line, a TLS client
+    /// nothing; both are closed before anything reaches a backend.
+    fn refuse_foreign(&mut self, http: bool) {
+        let proxy = &self.ctx.proxy;
+        let n = proxy
+            .stats
+            .foreign_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let what = if http { "HTTP" } else { "TLS" };
+        if n.is_power_of_two() || n == 0 {
+            tracing::warn!(client = %self.peer, what, refused = n + 1, "foreign protocol on the Redis port: connection closed");
+        }
+        if http {
+            self.error(crate::limits::SECURITY_ATTACK);
+            self.shared.close_after();
+        } else {
+            self.shared.close();
+        }
+    }
+
     fn finish(&mut self) {
         if let Some(link) = self.pubsub.take() {
             link.close();
@@ -316,6 +390,10 @@ impl Client {
             return true;
         }
         let Some(spec) = command::lookup_request(&args) else {
+            if crate::limits::is_attack_command(args.arg(0)) {
+                self.refuse_foreign(true);
+                return false;
+            }
             let text = unknown_command(&args);
             self.refuse_in_multi();
             self.error(&text);
@@ -346,6 +424,10 @@ impl Client {
         }
         if self.multi.is_some() {
             return self.in_multi(spec, &args).await;
+        }
+        if spec.name == "config|set" && is_reload_request(&args) {
+            self.reload_config();
+            return true;
         }
         match spec.class {
             CommandClass::Local => return self.local(spec, &args).await,
@@ -861,7 +943,8 @@ impl Client {
             }
         };
         self.shared.wait_idle().await;
-        self.shared.set_output_limit(PUBSUB_OUTPUT_LIMIT);
+        self.shared
+            .set_output_limit(self.ctx.proxy.live.output_limit_pubsub());
         let link = self.ctx.links.dedicated(&addr, self.db, self.resp3);
         link.send_passthrough(&self.shared, args.frame);
         self.pubsub = Some(link);
@@ -884,7 +967,7 @@ impl Client {
                     link.close();
                 }
                 self.shared
-                    .set_output_limit(self.ctx.proxy.config.client_output_limit());
+                    .set_output_limit(self.ctx.proxy.live.output_limit_normal());
                 return local::reset(self);
             }
             _ => {}
@@ -909,6 +992,11 @@ impl Client {
 /// (Redis checks this inside the command; the proxy splits them, so checks first).
 fn pairs_ok(spec: &CommandSpec, argc: usize) -> bool {
     !matches!(spec.name, "mset" | "msetnx") || argc % 2 == 1
+}
+
+/// `CONFIG SET redmux.reload yes`: the proxy reloads its own config.
+fn is_reload_request(args: &Args<'_>) -> bool {
+    args.len() == 4 && args.arg(2).eq_ignore_ascii_case(b"redmux.reload")
 }
 
 fn is_subscribe(spec: &CommandSpec) -> bool {

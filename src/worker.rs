@@ -55,6 +55,14 @@ pub struct Proxy {
     pub clients: AtomicUsize,
     /// Set when the proxy stops accepting (SIGTERM).
     pub shutdown: watch::Sender<bool>,
+    /// Limits a config reload may change.
+    pub live: crate::limits::Live,
+    /// Failed AUTHs per source address.
+    pub auth_limiter: crate::limits::AuthLimiter,
+    /// Set by `main` when the client port speaks TLS.
+    pub client_tls: std::sync::OnceLock<crate::tls::ClientTls>,
+    /// Set by `main`: where to reload the config from.
+    pub reloader: std::sync::OnceLock<crate::reload::Reloader>,
 }
 
 impl Proxy {
@@ -77,6 +85,10 @@ impl Proxy {
             next_client_id: AtomicU64::new(1),
             clients: AtomicUsize::new(0),
             shutdown: watch::channel(false).0,
+            live: crate::limits::Live::new(&config),
+            auth_limiter: crate::limits::AuthLimiter::default(),
+            reloader: std::sync::OnceLock::new(),
+            client_tls: std::sync::OnceLock::new(),
             config,
         }
     }
@@ -259,7 +271,7 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
         }
         let ctx2 = ctx.clone();
         let over_limit = {
-            let max = proxy.config.max_clients;
+            let max = proxy.live.max_clients();
             let now = proxy.clients.fetch_add(1, Ordering::Relaxed) + 1;
             max > 0 && now > max
         };
@@ -282,7 +294,18 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
             match peer {
                 None => {}
                 Some(_) if over_limit => refuse_over_limit(stream).await,
-                Some(peer) => crate::session::run(ctx2.clone(), stream, peer.to_string()).await,
+                Some(peer) => match ctx2.proxy.client_tls.get() {
+                    Some(tls) => {
+                        crate::session::run_tls(
+                            ctx2.clone(),
+                            tls.acceptor(),
+                            stream,
+                            peer.to_string(),
+                        )
+                        .await
+                    }
+                    None => crate::session::run(ctx2.clone(), stream, peer.to_string()).await,
+                },
             }
             ctx2.proxy.clients.fetch_sub(1, Ordering::Relaxed);
         });

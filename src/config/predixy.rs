@@ -3,7 +3,9 @@
 //! The syntax lives in [`syntax`]; this module gives the directives their meaning.
 //! Directive names are predixy's (case-sensitive), plus a few of redmux's own:
 //! `MetricsBind`, `Allow`, `LogLevel`, `LogFormat`, `ProtoMaxBulkLen`,
-//! `ClientQueryBufferLimit`, and in the pool `User`, `SentinelUser`, `SentinelPassword`.
+//! `ClientQueryBufferLimit`, `ClientOutputBufferLimitNormal`,
+//! `ClientOutputBufferLimitPubsub`, `AuthFailureLimit`, `TlsCert`, `TlsKey`, `TlsClientCa`,
+//! and in the pool `User`, `SentinelUser`, `SentinelPassword`.
 //! Every problem is recorded with its line and parsing goes on, so one run shows them all.
 
 mod syntax;
@@ -26,6 +28,12 @@ const TOP: &[&str] = &[
     "Allow",
     "ProtoMaxBulkLen",
     "ClientQueryBufferLimit",
+    "ClientOutputBufferLimitNormal",
+    "ClientOutputBufferLimitPubsub",
+    "AuthFailureLimit",
+    "TlsCert",
+    "TlsKey",
+    "TlsClientCa",
     "Authority",
     "SentinelServerPool",
 ];
@@ -365,10 +373,45 @@ impl Loader {
                     self.cfg.client_query_buffer_limit = v;
                 }
             }
+            "ClientOutputBufferLimitNormal" => {
+                if let Some(v) = self.value(S, d, value::parse_size) {
+                    self.cfg.client_output_buffer_limit_normal = v;
+                }
+            }
+            "ClientOutputBufferLimitPubsub" => {
+                if let Some(v) = self.value(S, d, value::parse_size) {
+                    self.cfg.client_output_buffer_limit_pubsub = v;
+                }
+            }
+            "AuthFailureLimit" => {
+                if let Some(v) = self.value(S, d, value::parse_number) {
+                    self.cfg.auth_failure_limit = v;
+                }
+            }
+            "TlsCert" | "TlsKey" | "TlsClientCa" => self.tls(d),
             "Allow" => self.allow(d),
             "Authority" => self.authority(d),
             _ => self.pool(d),
         }
+    }
+
+    /// `TlsCert FILE`, `TlsKey FILE`, `TlsClientCa FILE`: the first two turn TLS on
+    /// together.
+    fn tls(&mut self, d: &Directive) {
+        let Some(path) = self.value("the top level", d, |v| Ok::<_, String>(v.to_string())) else {
+            return;
+        };
+        let tls = self.cfg.tls.get_or_insert_with(|| super::TlsConfig {
+            cert: Default::default(),
+            key: Default::default(),
+            client_ca: None,
+        });
+        match d.name.as_str() {
+            "TlsCert" => tls.cert = path.into(),
+            "TlsKey" => tls.key = path.into(),
+            _ => tls.client_ca = Some(path.into()),
+        }
+        self.lines.tls = d.line;
     }
 
     /// `Allow 10.0.0.0/8 ...` and/or `Allow { + 10.0.0.0/8 }`; may repeat.
@@ -650,6 +693,11 @@ Allow { + 192.168.22.0/24 }
 Allow 10.0.0.0/8 ::1
 ProtoMaxBulkLen 1mb
 ClientQueryBufferLimit 2048
+ClientOutputBufferLimitNormal 64mb
+ClientOutputBufferLimitPubsub 8mb
+AuthFailureLimit 5
+TlsCert /tls/crt.pem
+TlsKey /tls/key.pem
 Authority {
     Auth "" { Mode read }
     Auth ro {
@@ -697,6 +745,13 @@ SentinelServerPool {
         assert_eq!(cfg.allow, vec!["192.168.22.0/24", "10.0.0.0/8", "::1"]);
         assert_eq!(cfg.proto_max_bulk_len, 1 << 20);
         assert_eq!(cfg.client_query_buffer_limit, 2048);
+        assert_eq!(cfg.client_output_buffer_limit_normal, 64 << 20);
+        assert_eq!(cfg.client_output_buffer_limit_pubsub, 8 << 20);
+        assert_eq!(cfg.auth_failure_limit, 5);
+        let tls = cfg.tls.clone().expect("tls");
+        assert_eq!(tls.cert, std::path::Path::new("/tls/crt.pem"));
+        assert_eq!(tls.key, std::path::Path::new("/tls/key.pem"));
+        assert_eq!(tls.client_ca, None);
         let auth = cfg.auth.expect("auth");
         assert_eq!(
             (auth[0].password.as_str(), auth[0].mode),

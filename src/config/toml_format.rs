@@ -30,6 +30,10 @@ struct File {
     proxy_protocol: Option<bool>,
     proto_max_bulk_len: Option<Spanned<Size>>,
     client_query_buffer_limit: Option<Spanned<Size>>,
+    client_output_buffer_limit_normal: Option<Size>,
+    client_output_buffer_limit_pubsub: Option<Size>,
+    auth_failure_limit: Option<u32>,
+    tls: Option<Tls>,
     auth: Option<Spanned<Vec<Auth>>>,
     sentinel_pool: Option<Spanned<Pool>>,
 }
@@ -38,6 +42,14 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct Metrics {
     bind: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tls {
+    cert: String,
+    key: String,
+    client_ca: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -166,6 +178,20 @@ impl Loader<'_> {
             self.cfg.proxy_protocol = v;
         }
         self.sizes(f.proto_max_bulk_len, f.client_query_buffer_limit);
+        if let Some(v) = f.client_output_buffer_limit_normal {
+            self.cfg.client_output_buffer_limit_normal = v.0;
+        }
+        if let Some(v) = f.client_output_buffer_limit_pubsub {
+            self.cfg.client_output_buffer_limit_pubsub = v.0;
+        }
+        if let Some(v) = f.auth_failure_limit {
+            self.cfg.auth_failure_limit = v;
+        }
+        self.cfg.tls = f.tls.map(|t| super::TlsConfig {
+            cert: t.cert.into(),
+            key: t.key.into(),
+            client_ca: t.client_ca.filter(|c| !c.is_empty()).map(Into::into),
+        });
         if let Some(auth) = f.auth {
             self.auth(auth);
         }
@@ -431,6 +457,14 @@ max_clients = 10
 client_timeout = 0.5
 proto_max_bulk_len = 1024
 client_query_buffer_limit = "2kb"
+client_output_buffer_limit_normal = "64mb"
+client_output_buffer_limit_pubsub = 0
+auth_failure_limit = 0
+
+[tls]
+cert = "/etc/redmux/tls.crt"
+key = "/etc/redmux/tls.key"
+client_ca = "/etc/redmux/ca.crt"
 
 [metrics]
 bind = "127.0.0.1:9000"
@@ -474,6 +508,16 @@ name = "g2"
         assert_eq!(cfg.log_format, LogFormat::Json);
         assert_eq!(cfg.client_timeout, Duration::from_millis(500));
         assert_eq!(cfg.client_query_buffer_limit, 2048);
+        assert_eq!(cfg.client_output_buffer_limit_normal, 64 << 20);
+        assert_eq!(cfg.client_output_buffer_limit_pubsub, 0);
+        assert_eq!(cfg.auth_failure_limit, 0);
+        let tls = cfg.tls.clone().expect("tls");
+        assert_eq!(tls.cert, std::path::Path::new("/etc/redmux/tls.crt"));
+        assert_eq!(tls.key, std::path::Path::new("/etc/redmux/tls.key"));
+        assert_eq!(
+            tls.client_ca.as_deref(),
+            Some(std::path::Path::new("/etc/redmux/ca.crt"))
+        );
         assert_eq!(cfg.metrics_bind.map(|a| a.port()), Some(9000));
         let auth = cfg.auth.expect("auth");
         assert_eq!(

@@ -187,10 +187,11 @@ fn parse_value(frame: &Bytes, at: &mut usize, depth: usize) -> Result<Value, Pro
             if n < 0 {
                 return Ok(Value::Null);
             }
-            let end = *at + n as usize;
-            if frame.len() < end + 2 {
-                return Err(bad);
-            }
+            let end = usize::try_from(n)
+                .ok()
+                .and_then(|n| at.checked_add(n))
+                .filter(|end| end.checked_add(2).is_some_and(|e| e <= frame.len()))
+                .ok_or(bad)?;
             let data = frame.slice(*at..end);
             *at = end + 2;
             match kind {
@@ -222,7 +223,7 @@ fn parse_value(frame: &Bytes, at: &mut usize, depth: usize) -> Result<Value, Pro
         }
         b'|' => {
             let n = count()?.max(0);
-            for _ in 0..n * 2 {
+            for _ in 0..n.saturating_mul(2) {
                 parse_value(frame, at, depth + 1)?;
             }
             parse_value(frame, at, depth + 1)?

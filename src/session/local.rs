@@ -54,7 +54,8 @@ impl Client {
             }
             other => self.error(&format!("ERR redmux: '{other}' is not handled here")),
         }
-        true
+        // A refused AUTH (too many failures) closes the connection.
+        !self.shared.is_closing()
     }
 
     fn auth(&mut self, args: &Args<'_>) {
@@ -76,6 +77,9 @@ impl Client {
             }
             return false;
         }
+        if self.auth_blocked() {
+            return false;
+        }
         match auth.authenticate(password) {
             Some(rights) => {
                 self.rights = Some(rights);
@@ -92,13 +96,64 @@ impl Client {
                     .stats
                     .auth_failures
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::info!(client = %self.peer, "authentication failed");
+                let failures = self
+                    .peer_ip()
+                    .map(|ip| self.ctx.proxy.auth_limiter.failed(ip));
+                // The password itself is never logged.
+                tracing::info!(client = %self.peer, failures, "authentication failed");
                 if reply {
                     self.error("WRONGPASS invalid username-password pair or user is disabled.");
                 }
                 false
             }
         }
+    }
+
+    /// `CONFIG SET redmux.reload yes` (admin rights, checked by the caller's class check).
+    pub(super) fn reload_config(&mut self) {
+        tracing::info!(client = %self.peer, "config reload requested");
+        match crate::reload::reload(&self.ctx.proxy) {
+            Ok(()) => {
+                self.scratch.clear();
+                put_simple(&mut self.scratch, "OK");
+                self.reply_scratch();
+            }
+            Err(e) => {
+                let line = e.replace(['\r', '\n'], " ");
+                self.error(&format!("ERR redmux: {line}"));
+            }
+        }
+    }
+
+    /// The client's IP address, for per-address limits.
+    fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.peer
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|a| a.ip())
+    }
+
+    /// True (and the client told and closed) when its address has failed AUTH too often
+    /// this minute: the password is then not even checked.
+    fn auth_blocked(&mut self) -> bool {
+        let proxy = self.ctx.proxy.clone();
+        let limit = proxy.live.auth_failure_limit();
+        let Some(ip) = self.peer_ip() else {
+            return false;
+        };
+        if !proxy.auth_limiter.is_blocked(ip, limit) {
+            return false;
+        }
+        let n = proxy
+            .stats
+            .auth_blocked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n.is_power_of_two() || n == 0 {
+            tracing::warn!(client = %self.peer, limit, blocked = n + 1, "AUTH refused: too many failures from this address");
+        }
+        self.error("ERR redmux: too many failed AUTH attempts from this address, try again later");
+        self.shared.close_after();
+        true
     }
 
     /// `HELLO [protover [AUTH username password] [SETNAME clientname]]`
@@ -125,6 +180,9 @@ impl Client {
             let opt = args.arg(i).to_ascii_lowercase();
             if opt == b"auth" && i + 2 < args.len() {
                 if !self.try_password(args.arg(i + 2), false) {
+                    if self.shared.is_closing() {
+                        return;
+                    }
                     let auth = self.ctx.proxy.auth.load();
                     if auth.requires_password() {
                         self.error("WRONGPASS invalid username-password pair or user is disabled.");

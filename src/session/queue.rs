@@ -34,7 +34,11 @@ pub struct ClientShared {
     queue: RefCell<ReplyQueue>,
     wake_writer: Notify,
     wake_reader: Notify,
+    /// Wakes the reader's socket read when the client is closed from elsewhere.
+    wake_closed: Notify,
     closed: Cell<bool>,
+    /// Closed for going over the output buffer limit.
+    over_limit: Cell<bool>,
     /// Bytes of unwritten replies after which the client is dropped (output buffer limit).
     output_limit: Cell<usize>,
     /// Requests of this client held for a failover (its later requests wait behind them).
@@ -62,7 +66,9 @@ impl ClientShared {
             }),
             wake_writer: Notify::new(),
             wake_reader: Notify::new(),
+            wake_closed: Notify::new(),
             closed: Cell::new(false),
+            over_limit: Cell::new(false),
             output_limit: Cell::new(output_limit),
             held: Cell::new(0),
         }
@@ -86,11 +92,39 @@ impl ClientShared {
         self.closed.get()
     }
 
-    /// Marks the client gone: replies still arriving are dropped.
+    /// Marks the client gone: queued replies are freed and replies still arriving are
+    /// dropped.
     pub fn close(&self) {
         self.closed.set(true);
+        {
+            let mut q = self.queue.borrow_mut();
+            let n = q.slots.len() as u64;
+            q.slots.clear();
+            q.head += n;
+            q.pending = 0;
+            q.ready_bytes = 0;
+        }
         self.wake_writer.notify_one();
         self.wake_reader.notify_one();
+        self.wake_closed.notify_one();
+    }
+
+    /// True when the client is closed or a close is queued (nothing more will be written
+    /// after it).
+    pub fn is_closing(&self) -> bool {
+        self.closed.get() || matches!(self.queue.borrow().slots.back(), Some(Slot::Close))
+    }
+
+    /// Returns once the client is closed (for the reader, while it waits on the socket).
+    pub async fn closed(&self) {
+        while !self.closed.get() {
+            self.wake_closed.notified().await;
+        }
+    }
+
+    /// True when the client was dropped for going over its output buffer limit.
+    pub fn over_limit(&self) -> bool {
+        self.over_limit.get()
     }
 
     /// Requests waiting for a backend.
@@ -166,7 +200,8 @@ impl ClientShared {
     fn check_limit(&self) {
         let limit = self.output_limit.get();
         if limit > 0 && self.queue.borrow().ready_bytes > limit && !self.closed.get() {
-            tracing::info!("client closed: output buffer limit reached");
+            tracing::info!(limit, "client closed: output buffer limit reached");
+            self.over_limit.set(true);
             self.close();
         }
     }

@@ -1,0 +1,6 @@
+//! Fuzz target: see `redmux::fuzz_entry::reply`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| redmux::fuzz_entry::reply(data));
