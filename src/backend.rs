@@ -83,6 +83,8 @@ pub fn is_retryable_refusal(reply: &[u8]) -> bool {
 pub struct ServerHealth {
     failures: Cell<u32>,
     down_until: Cell<Option<Instant>>,
+    /// This worker's counters for the server (requests, errors, latency, state).
+    pub stats: std::sync::Arc<crate::metrics::ServerStats>,
 }
 
 impl ServerHealth {
@@ -92,11 +94,15 @@ impl ServerHealth {
         self.down_until.get().is_some_and(|t| Instant::now() < t)
     }
 
-    fn record_success(&self) {
-        if self.failures.get() != 0 || self.down_until.get().is_some() {
-            self.failures.set(0);
-            self.down_until.set(None);
+    /// Clears the failures; true when the server had been marked down.
+    fn record_success(&self) -> bool {
+        if self.failures.get() == 0 && self.down_until.get().is_none() {
+            return false;
         }
+        let was_down = self.down_until.take().is_some();
+        self.failures.set(0);
+        self.stats.set_up();
+        was_down
     }
 
     /// Counts a failure; returns true when this one marked the server down.
@@ -107,8 +113,10 @@ impl ServerHealth {
             self.down_until
                 .set(Some(Instant::now() + settings.server_retry_timeout));
             self.failures.set(0);
+            self.stats.set_failed(Some(settings.server_retry_timeout));
             return true;
         }
+        self.stats.set_failed(None);
         false
     }
 }
@@ -471,8 +479,13 @@ impl Link {
             }
             st.waiting.pop_front()
         };
-        self.health.record_success();
+        if self.health.record_success() {
+            tracing::info!(server = %self.key.addr, "server up again");
+        }
         if let Some(mut w) = waiter {
+            if !self.dedicated {
+                self.health.stats.observe(w.sent.elapsed());
+            }
             if is_retryable_refusal(&frame) {
                 if let Some(retry) = w.retry.take() {
                     self.redirect.push(retry, w, self.key.addr.clone(), frame);
@@ -515,6 +528,7 @@ impl Link {
                 tracing::debug!(server = %self.key.addr, reason, "backend connection failed");
             }
         }
+        self.health.stats.add_errors(failed.len());
         let text = self.error_text(reason);
         for w in failed {
             fail_one(w, &text);
@@ -585,6 +599,7 @@ pub struct LinkPool {
     redirect: Rc<crate::hold::HoldQueue>,
     links: RefCell<HashMap<LinkKey, Rc<Link>>>,
     health: RefCell<HashMap<ServerAddr, Rc<ServerHealth>>>,
+    stats: Option<std::sync::Arc<crate::metrics::WorkerStats>>,
 }
 
 impl LinkPool {
@@ -594,7 +609,14 @@ impl LinkPool {
             redirect,
             links: RefCell::new(HashMap::new()),
             health: RefCell::new(HashMap::new()),
+            stats: None,
         }
+    }
+
+    /// Per-server counters go to the worker's `stats`.
+    pub fn with_stats(mut self, stats: std::sync::Arc<crate::metrics::WorkerStats>) -> LinkPool {
+        self.stats = Some(stats);
+        self
     }
 
     pub fn settings(&self) -> &LinkSettings {
@@ -642,7 +664,13 @@ impl LinkPool {
         self.health
             .borrow_mut()
             .entry(addr.clone())
-            .or_default()
+            .or_insert_with(|| {
+                let stats = self.stats.as_ref().map(|w| w.server(addr));
+                Rc::new(ServerHealth {
+                    stats: stats.unwrap_or_default(),
+                    ..ServerHealth::default()
+                })
+            })
             .clone()
     }
 

@@ -80,13 +80,15 @@ async fn serve(config: Config) -> ExitCode {
         .map(|g| g.name.clone())
         .collect();
     let cell = Arc::new(TopologyCell::new(Topology::unknown(&names)));
-    if let Err(e) = redmux::discovery::spawn(config.sentinel_pool.clone(), cell.clone()) {
+    let bind = config.bind;
+    let workers = config.worker_threads;
+    let proxy = Arc::new(Proxy::new(config, cell.clone()));
+    let pool = proxy.config.sentinel_pool.clone();
+    if let Err(e) = redmux::discovery::spawn(pool, cell, proxy.metrics.discovery.clone()) {
         tracing::error!(error = %e, "cannot start discovery");
         return ExitCode::FAILURE;
     }
-    let bind = config.bind;
-    let workers = config.worker_threads;
-    let proxy = Arc::new(Proxy::new(config, cell));
+    tokio::spawn(redmux::metrics::sampler(proxy.clone()));
     if let Some(addr) = proxy.config.metrics_bind {
         if let Err(e) = redmux::admin::serve_http(proxy.clone(), addr).await {
             tracing::error!(%addr, error = %e, "cannot listen for metrics");
@@ -129,16 +131,30 @@ async fn wait_for_signal() {
     }
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` or `log_level`; the filter can be replaced at
+/// run time (`CONFIG SET log_level`).
 fn init_logging(config: &Config) {
+    use tracing_subscriber::{fmt, layer::SubscriberExt, reload, util::SubscriberInitExt};
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.log_level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    let (initial, filter) = from_env
+        .into_iter()
+        .chain([config.log_level.clone()])
+        .find_map(|level| Some((level.clone(), EnvFilter::try_new(&level).ok()?)))
+        .unwrap_or_else(|| ("info".to_string(), EnvFilter::new("info")));
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Plain => builder.init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
+        LogFormat::Plain => registry
+            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+            .init(),
     }
+    redmux::admin::set_log_control(initial, move |level| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    });
 }

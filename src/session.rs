@@ -96,7 +96,10 @@ pub(crate) struct Client {
 pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
     let _ = stream.set_nodelay(true);
     let (mut reader, writer) = stream.into_split();
-    let shared = Rc::new(ClientShared::new(ctx.proxy.config.client_output_limit()));
+    let shared = Rc::new(ClientShared::with_stats(
+        ctx.proxy.config.client_output_limit(),
+        ctx.stats.clone(),
+    ));
     ctx.register(&shared);
     let writer_task = tokio::task::spawn_local(write_loop(shared.clone(), writer));
     let mut client = Client {
@@ -150,11 +153,14 @@ pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
                 shared.close_after();
                 break;
             }
-            Ok(_) => {}
+            Ok(n) => shared.count_in(n),
         }
+        let mut depth = 0;
         loop {
+            depth += 1;
             match parser.parse(&rbuf) {
                 Ok(Parsed::Incomplete { need }) => {
+                    shared.count_pipeline(depth - 1);
                     if rbuf.len() + need > query_limit {
                         client.protocol_error("query buffer limit reached");
                         break 'read;
@@ -306,7 +312,9 @@ impl Client {
         if args.is_empty() {
             return true;
         }
-        let Some(spec) = command::lookup_request(&args) else {
+        let spec = command::lookup_request(&args);
+        self.shared.begin(crate::metrics::command_slot(spec));
+        let Some(spec) = spec else {
             let text = unknown_command(&args);
             self.refuse_in_multi();
             self.error(&text);
@@ -340,6 +348,10 @@ impl Client {
         }
         match spec.class {
             CommandClass::Local => return self.local(spec, &args).await,
+            CommandClass::Admin if crate::admin::is_proxy_command(spec.name) => {
+                self.proxy_admin(spec, &args);
+                return true;
+            }
             CommandClass::Unsupported => {
                 self.error(&format!(
                     "ERR redmux: '{}' is not supported through the proxy",
