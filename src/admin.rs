@@ -345,7 +345,11 @@ fn parse_keyspace(text: &str) -> Vec<(u32, u64, u64)> {
 
 /// Sends one request to `addr` on the worker's shared link (db 0, RESP2) and returns the
 /// reply as text; `None` on an error reply or after [`KEYSPACE_TIMEOUT`].
-async fn ask_server(ctx: &WorkerCtx, addr: &crate::topology::ServerAddr, req: &[u8]) -> Option<String> {
+async fn ask_server(
+    ctx: &WorkerCtx,
+    addr: &crate::topology::ServerAddr,
+    req: &[u8],
+) -> Option<String> {
     let shared = Rc::new(ClientShared::new(0));
     let seq = shared.reserve();
     let waiter = Waiter {
@@ -490,9 +494,15 @@ fn settings(proxy: &Proxy) -> Vec<(&'static str, String)> {
                 .map(|(a, b)| format!("{}{}", a as char, b as char))
                 .unwrap_or_default(),
         ),
-        ("distribution", format!("{:?}", p.distribution).to_lowercase()),
+        (
+            "distribution",
+            format!("{:?}", p.distribution).to_lowercase(),
+        ),
         ("master_read_priority", prio.master.to_string()),
-        ("static_replica_read_priority", prio.static_replica.to_string()),
+        (
+            "static_replica_read_priority",
+            prio.static_replica.to_string(),
+        ),
         (
             "dynamic_replica_read_priority",
             prio.dynamic_replica.to_string(),
@@ -534,8 +544,8 @@ fn set_one(proxy: &Proxy, name: &str, value: &str) -> Result<(), String> {
         "log_level" => return set_log_level(value),
         other if settings(proxy).iter().any(|(k, _)| *k == other) => {
             return Err(format!(
-                "ERR redmux: '{other}' cannot be changed at run time; edit the config file and restart"
-            ))
+            "ERR redmux: '{other}' cannot be changed at run time; edit the config file and restart"
+        ))
         }
         other => {
             return Err(format!(
@@ -577,10 +587,13 @@ fn glob_at(p: &[char], t: &[char]) -> bool {
     }
 }
 
+/// Installs a new log filter.
+type ApplyFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// The process' log filter control, set by `main` once logging is up.
 struct LogControl {
     current: Mutex<String>,
-    apply: Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    apply: ApplyFilter,
 }
 
 static LOG_CONTROL: OnceLock<LogControl> = OnceLock::new();
@@ -716,7 +729,10 @@ mod tests {
         assert_eq!(wanted_sections(&[]), DEFAULT_SECTIONS.to_vec());
         assert_eq!(wanted_sections(&["ALL".into()]).len(), 10);
         assert_eq!(wanted_sections(&["everything".into()]).len(), 10);
-        assert_eq!(wanted_sections(&["Default".into()]), DEFAULT_SECTIONS.to_vec());
+        assert_eq!(
+            wanted_sections(&["Default".into()]),
+            DEFAULT_SECTIONS.to_vec()
+        );
         assert_eq!(
             wanted_sections(&["latency".into(), "Stats".into()]),
             vec!["stats", "latency"]
@@ -736,7 +752,8 @@ mod tests {
 
     #[test]
     fn keyspace_lines() {
-        let text = "# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=5\r\ndb2:keys=7,expires=0,avg_ttl=0\r\n";
+        let text =
+            "# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=5\r\ndb2:keys=7,expires=0,avg_ttl=0\r\n";
         assert_eq!(parse_keyspace(text), vec![(0, 3, 1), (2, 7, 0)]);
         assert_eq!(bound_name(250), "250us");
         assert_eq!(bound_name(2500), "2.5ms");

@@ -305,8 +305,8 @@ impl Discovery {
                 self.refresh_now.notify_one();
             }
             "+sdown" | "-sdown" | "+odown" | "-odown" | "+slave" | "+reboot" | "+role-change"
-            | "-role-change" | "+convert-to-slave" | "+promoted-slave" | "+failover-end"
-            | "+sentinel" | "+slave-reconf-done" | "-dup-sentinel" | "+reset-master" => {
+            | "-role-change" | "+convert-to-slave" | "+failover-end" | "+sentinel"
+            | "+slave-reconf-done" | "-dup-sentinel" | "+reset-master" => {
                 self.refresh_now.notify_one();
             }
             _ => {}
@@ -505,7 +505,7 @@ fn instances(v: &Value) -> Vec<Instance> {
         out.push(Instance {
             addr: format!("{ip}:{port}"),
             flags: get("flags").unwrap_or_default(),
-            link_ok: get("master-link-status").is_none_or(|s| s == "ok"),
+            link_ok: get("master-link-status").map_or(true, |s| s == "ok"),
         });
     }
     out

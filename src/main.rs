@@ -134,8 +134,8 @@ async fn wait_for_signal() {
 /// Logs to stderr, filtered by `RUST_LOG` or `log_level`; the filter can be replaced at
 /// run time (`CONFIG SET log_level`).
 fn init_logging(config: &Config) {
-    use tracing_subscriber::{fmt, layer::SubscriberExt, reload, util::SubscriberInitExt};
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::{fmt, layer::SubscriberExt, reload, util::SubscriberInitExt};
     let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
     let (initial, filter) = from_env
         .into_iter()

@@ -243,7 +243,10 @@ impl WorkerStats {
         let result = outcome(reply);
         bump(&self.commands[slot * RESULTS.len() + result], 1);
         let ns = meter.start.elapsed().as_nanos() as u64;
-        bump(&self.latency[slot * LATENCY_SLOTS + latency_bucket(ns / 1000)], 1);
+        bump(
+            &self.latency[slot * LATENCY_SLOTS + latency_bucket(ns / 1000)],
+            1,
+        );
         bump(&self.latency_ns[slot], ns);
     }
 
@@ -764,10 +767,7 @@ fn describe() {
         "redmux_auth_failures_total",
         "AUTH/HELLO attempts with a wrong password."
     );
-    describe_counter!(
-        "redmux_client_read_bytes_total",
-        "Bytes read from clients."
-    );
+    describe_counter!("redmux_client_read_bytes_total", "Bytes read from clients.");
     describe_counter!(
         "redmux_client_written_bytes_total",
         "Bytes of replies written to clients."
@@ -866,7 +866,10 @@ fn write_histogram(out: &mut String, name: &str, help: &str, bounds: &[f64], ser
 }
 
 fn write_histograms(out: &mut String, t: &Totals) {
-    let secs: Vec<f64> = LATENCY_BOUNDS_US.iter().map(|&us| us as f64 / 1e6).collect();
+    let secs: Vec<f64> = LATENCY_BOUNDS_US
+        .iter()
+        .map(|&us| us as f64 / 1e6)
+        .collect();
     let mut by_class = vec![[0u64; LATENCY_SLOTS]; CLASSES.len()];
     let mut class_ns = vec![0u64; CLASSES.len()];
     for slot in 0..command_slots() {

@@ -863,6 +863,7 @@ impl Client {
     }
 
     /// Admin mode, for proxy-local admin commands.
+    #[allow(dead_code)]
     pub(crate) fn is_admin(&self) -> bool {
         self.rights
             .as_ref()

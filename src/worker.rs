@@ -275,7 +275,7 @@ fn admit(proxy: &Proxy, peer: &SocketAddr, last_log: &Cell<Option<Instant>>) -> 
     let now = Instant::now();
     if last_log
         .get()
-        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        .map_or(true, |t| now.duration_since(t) >= Duration::from_secs(1))
     {
         last_log.set(Some(now));
         tracing::info!(client = %peer, "client refused: not in the allow list");

@@ -127,7 +127,9 @@ fn parse_exposition(text: &str) -> Result<Exposition, String> {
         if let Some(rest) = line.strip_prefix("# ") {
             let mut parts = rest.splitn(3, ' ');
             let kind = parts.next().unwrap_or("");
-            let name = parts.next().ok_or_else(|| err("comment without name".into()))?;
+            let name = parts
+                .next()
+                .ok_or_else(|| err("comment without name".into()))?;
             let arg = parts.next().unwrap_or("").to_string();
             if !valid_metric_name(name) {
                 return Err(err("bad metric name".into()));
@@ -172,11 +174,10 @@ fn parse_exposition(text: &str) -> Result<Exposition, String> {
             (BTreeMap::new(), &line[name_end..])
         };
         let mut fields = rest.split_whitespace();
-        let value = parse_value(fields.next().ok_or_else(|| err("no value".into()))?)
-            .map_err(err)?;
+        let value =
+            parse_value(fields.next().ok_or_else(|| err("no value".into()))?).map_err(err)?;
         if let Some(ts) = fields.next() {
-            ts.parse::<i64>()
-                .map_err(|_| err("bad timestamp".into()))?;
+            ts.parse::<i64>().map_err(|_| err("bad timestamp".into()))?;
         }
         if fields.next().is_some() {
             return Err(err("trailing fields".into()));
@@ -204,7 +205,12 @@ impl Exposition {
     fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.samples
             .iter()
-            .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+            .filter(|s| {
+                s.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            })
             .map(|s| s.value)
             .sum()
     }
@@ -225,17 +231,35 @@ fn check_rules(exp: &Exposition) {
         assert!(!help.is_empty(), "{family} has no HELP text");
         assert!(family.starts_with("redmux_"), "{family}: no redmux_ prefix");
         match kind.as_str() {
-            "counter" => assert!(family.ends_with("_total"), "counter {family} must end in _total"),
-            _ => assert!(!family.ends_with("_total"), "{kind} {family} ends in _total"),
+            "counter" => assert!(
+                family.ends_with("_total"),
+                "counter {family} must end in _total"
+            ),
+            _ => assert!(
+                !family.ends_with("_total"),
+                "{kind} {family} ends in _total"
+            ),
         }
-        if ["duration", "latency", "hold"].iter().any(|w| family.contains(w)) {
-            assert!(family.ends_with("_seconds"), "{family}: durations are _seconds");
+        if ["duration", "latency", "hold"]
+            .iter()
+            .any(|w| family.contains(w))
+        {
+            assert!(
+                family.ends_with("_seconds"),
+                "{family}: durations are _seconds"
+            );
         }
         for (k, v) in &s.labels {
-            assert!(LABELS.contains(&k.as_str()), "{}: unexpected label {k}", s.name);
+            assert!(
+                LABELS.contains(&k.as_str()),
+                "{}: unexpected label {k}",
+                s.name
+            );
             if k == "command" {
                 assert!(
-                    v == "unknown" || v.chars().all(|c| c.is_ascii_lowercase() || c == '|' || c == '_' || c == '-'),
+                    v == "unknown"
+                        || v.chars()
+                            .all(|c| c.is_ascii_lowercase() || c == '|' || c == '_' || c == '-'),
                     "{}: command label {v:?}",
                     s.name
                 );
@@ -256,10 +280,18 @@ fn check_histogram(exp: &Exposition, name: &str) {
     for s in exp.samples.iter().filter(|s| s.name == bucket) {
         let mut key = s.labels.clone();
         let le = parse_value(&key.remove("le").expect("bucket without le")).unwrap();
-        series.entry(format!("{key:?}")).or_default().push((le, s.value));
+        series
+            .entry(format!("{key:?}"))
+            .or_default()
+            .push((le, s.value));
     }
     for (key, buckets) in series {
-        assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "{name}{key}: buckets not cumulative");
+        assert!(
+            buckets
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{name}{key}: buckets not cumulative"
+        );
         let (le, inf) = *buckets.last().unwrap();
         assert!(le.is_infinite(), "{name}{key}: no +Inf bucket");
         let count: f64 = exp
@@ -280,7 +312,10 @@ fn check_histogram(exp: &Exposition, name: &str) {
 fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -290,7 +325,10 @@ fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -328,7 +366,9 @@ impl Spawned {
         let file = std::fs::File::create(log).expect("log file");
         let err = file.try_clone().expect("log file");
         cmd.stdin(Stdio::null()).stdout(file).stderr(err);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         Spawned {
             child,
             log: log.to_path_buf(),
@@ -374,7 +414,9 @@ fn query_values(prom: &str, query: &str) -> Vec<(String, f64)> {
         rest = &rest[i + 10..];
         let labels_end = rest.find('}').unwrap_or(0);
         let labels = rest[..labels_end].to_string();
-        let Some(v) = rest.find("\"value\":[") else { break };
+        let Some(v) = rest.find("\"value\":[") else {
+            break;
+        };
         rest = &rest[v + 9..];
         let value = rest
             .split_once(",\"")
@@ -395,7 +437,11 @@ fn redmux_toml(port: u16, metrics: Option<u16>, t: &MasterReplica, extra: &str) 
     let metrics = metrics
         .map(|m| format!("[metrics]\nbind = \"127.0.0.1:{m}\"\n"))
         .unwrap_or_default();
-    let sentinels: Vec<String> = t.sentinel_addrs().iter().map(|a| format!("\"{a}\"")).collect();
+    let sentinels: Vec<String> = t
+        .sentinel_addrs()
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect();
     format!(
         "bind = \"127.0.0.1:{port}\"\nworker_threads = 2\n{metrics}{extra}\n[sentinel_pool]\nrefresh_interval = 1\nserver_timeout = 2\nserver_failure_limit = 2\nserver_retry_timeout = 1\nmaster_read_priority = 50\nstatic_replica_read_priority = 50\ndynamic_replica_read_priority = 50\nsentinels = [{}]\n[[sentinel_pool.group]]\nname = \"{}\"\nservers = []\n",
         sentinels.join(", "),
@@ -404,9 +450,14 @@ fn redmux_toml(port: u16, metrics: Option<u16>, t: &MasterReplica, extra: &str) 
 }
 
 fn wait_serving(c: &mut Conn) {
-    must_wait(Duration::from_secs(15), "redmux to reach the master", || {
-        c.query(&["SET", "warm", "1"]).is_ok_and(|r| r == Reply::ok())
-    });
+    must_wait(
+        Duration::from_secs(15),
+        "redmux to reach the master",
+        || {
+            c.query(&["SET", "warm", "1"])
+                .is_ok_and(|r| r == Reply::ok())
+        },
+    );
 }
 
 const SETS: usize = 300;
@@ -482,27 +533,52 @@ fn metrics_count_a_known_load_and_prometheus_scrapes_them() {
     assert_eq!(delta("unknown", "error"), 2.0);
     assert_eq!(delta("monitor", "proxy-refused"), 2.0);
     assert!(
-        !after.samples.iter().any(|s| s.labels.values().any(|v| v.contains("nosuchcmd"))),
+        !after
+            .samples
+            .iter()
+            .any(|s| s.labels.values().any(|v| v.contains("nosuchcmd"))),
         "an unknown command name became a label value"
     );
     let count = |e: &Exposition, class: &str| {
         e.value("redmux_command_duration_seconds_count", &[("class", class)])
     };
-    assert_eq!(count(&after, "write") - count(&before, "write"), SETS as f64 + 3.0);
-    assert_eq!(count(&after, "read") - count(&before, "read"), GETS as f64 + 1.0);
-    let master = t.master.addr();
-    assert!(after.value("redmux_backend_requests_total", &[("server", &master)]) >= (SETS + 3) as f64);
-    assert!(after.value("redmux_backend_request_duration_seconds_count", &[("server", &master)]) >= (SETS + 3) as f64);
     assert_eq!(
-        after.value("redmux_backend_servers", &[("group", "obs"), ("role", "master"), ("state", "up")]),
+        count(&after, "write") - count(&before, "write"),
+        SETS as f64 + 3.0
+    );
+    assert_eq!(
+        count(&after, "read") - count(&before, "read"),
+        GETS as f64 + 1.0
+    );
+    let master = t.master.addr();
+    assert!(
+        after.value("redmux_backend_requests_total", &[("server", &master)]) >= (SETS + 3) as f64
+    );
+    assert!(
+        after.value(
+            "redmux_backend_request_duration_seconds_count",
+            &[("server", &master)]
+        ) >= (SETS + 3) as f64
+    );
+    assert_eq!(
+        after.value(
+            "redmux_backend_servers",
+            &[("group", "obs"), ("role", "master"), ("state", "up")]
+        ),
         1.0
     );
-    assert!(after.value("redmux_client_read_bytes_total", &[]) > before.value("redmux_client_read_bytes_total", &[]));
+    assert!(
+        after.value("redmux_client_read_bytes_total", &[])
+            > before.value("redmux_client_read_bytes_total", &[])
+    );
     assert!(after.value("redmux_client_written_bytes_total", &[]) > 0.0);
     assert!(after.value("redmux_pipeline_depth_count", &[]) > 0.0);
     assert!(after.value("redmux_sentinel_refreshes_total", &[]) >= 1.0);
     assert_eq!(after.value("redmux_client_connections", &[]), 1.0);
-    assert_eq!(after.value("redmux_group_master_known", &[("group", "obs")]), 1.0);
+    assert_eq!(
+        after.value("redmux_group_master_known", &[("group", "obs")]),
+        1.0
+    );
 
     // A real Prometheus scrapes the endpoint and answers queries about it.
     let dir = unique_temp_dir("prometheus");
@@ -515,27 +591,43 @@ fn metrics_count_a_known_load_and_prometheus_scrapes_them() {
     .unwrap();
     let mut cmd = Command::new(prometheus);
     cmd.arg(format!("--config.file={}", conf.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
         .current_dir(&dir);
     let prom = Spawned::start(cmd, &dir.join("prometheus.log"));
     let paddr = format!("127.0.0.1:{pport}");
-    let set_ok = after.value("redmux_commands_total", &[("command", "set"), ("result", "ok")]);
+    let set_ok = after.value(
+        "redmux_commands_total",
+        &[("command", "set"), ("result", "ok")],
+    );
     let q = "redmux_commands_total{command=\"set\",result=\"ok\"}";
-    must_wait(Duration::from_secs(30), "prometheus to scrape redmux_commands_total", || {
-        query_values(&paddr, q).iter().any(|(_, v)| *v == set_ok)
-    });
+    must_wait(
+        Duration::from_secs(30),
+        "prometheus to scrape redmux_commands_total",
+        || query_values(&paddr, q).iter().any(|(_, v)| *v == set_ok),
+    );
     let up = query_values(&paddr, "up{job=\"redmux\"}");
     assert_eq!(up.len(), 1, "{up:?}\n{}", prom.logs());
     assert_eq!(up[0].1, 1.0);
-    let buckets = query_values(&paddr, "redmux_command_duration_seconds_bucket{class=\"write\"}");
+    let buckets = query_values(
+        &paddr,
+        "redmux_command_duration_seconds_bucket{class=\"write\"}",
+    );
     assert_eq!(buckets.len(), 17, "write latency buckets: {buckets:?}");
-    assert!(buckets.iter().any(|(l, v)| l.contains("+Inf") && *v >= SETS as f64));
+    assert!(buckets
+        .iter()
+        .any(|(l, v)| l.contains("+Inf") && *v >= SETS as f64));
     let q99 = query_values(
         &paddr,
         "histogram_quantile(0.99, sum by (le) (redmux_command_duration_seconds_bucket{class=\"write\"}))",
     );
-    assert!(q99.first().is_some_and(|(_, v)| v.is_finite() && *v > 0.0), "{q99:?}");
+    assert!(
+        q99.first().is_some_and(|(_, v)| v.is_finite() && *v > 0.0),
+        "{q99:?}"
+    );
     drop(prom);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -551,7 +643,18 @@ fn info_sections_match_the_commands_sent() {
 
     let all = c.query(&["INFO", "all"]).unwrap();
     let all = all.as_str().expect("INFO text");
-    for section in ["# Server", "# Proxy", "# Clients", "# Persistence", "# Stats", "# Replication", "# Servers", "# Keyspace", "# Commandstats", "# Latency"] {
+    for section in [
+        "# Server",
+        "# Proxy",
+        "# Clients",
+        "# Persistence",
+        "# Stats",
+        "# Replication",
+        "# Servers",
+        "# Keyspace",
+        "# Commandstats",
+        "# Latency",
+    ] {
         assert!(all.contains(section), "INFO all lacks {section}:\n{all}");
     }
     assert_eq!(field(all, "loading"), "0");
@@ -566,9 +669,15 @@ fn info_sections_match_the_commands_sent() {
     assert_eq!(subfield(&get, "calls"), GETS as u64 + 1, "{get}");
     assert_eq!(subfield(&get, "failed_calls"), 1);
     let incr = field(all, "cmdstat_incr");
-    assert_eq!((subfield(&incr, "calls"), subfield(&incr, "failed_calls")), (3, 3));
+    assert_eq!(
+        (subfield(&incr, "calls"), subfield(&incr, "failed_calls")),
+        (3, 3)
+    );
     assert_eq!(subfield(&field(all, "cmdstat_unknown"), "failed_calls"), 2);
-    assert_eq!(subfield(&field(all, "cmdstat_monitor"), "rejected_calls"), 2);
+    assert_eq!(
+        subfield(&field(all, "cmdstat_monitor"), "rejected_calls"),
+        2
+    );
     let processed: u64 = field(all, "total_commands_processed").parse().unwrap();
     // The load, CONFIG RESETSTAT's own reply; INFO itself is counted once answered.
     assert_eq!(processed, (SETS + GETS + 3 + 2 + 2 + 1 + 1) as u64);
@@ -576,22 +685,41 @@ fn info_sections_match_the_commands_sent() {
     assert_eq!(subfield(&field(all, "latency_set"), "calls"), SETS as u64);
     let lat = field(all, "latency_set");
     assert!(lat.contains("le_"), "{lat}");
-    assert_eq!(subfield(&field(all, "db0"), "keys"), KEYS as u64 + 1, "warm + k0..k99");
+    assert_eq!(
+        subfield(&field(all, "db0"), "keys"),
+        KEYS as u64 + 1,
+        "warm + k0..k99"
+    );
     let server0 = field(all, "server0");
-    assert!(server0.contains(&format!("addr={}", t.master.addr())) && server0.contains("role=master") && server0.contains("state=up"), "{server0}");
+    assert!(
+        server0.contains(&format!("addr={}", t.master.addr()))
+            && server0.contains("role=master")
+            && server0.contains("state=up"),
+        "{server0}"
+    );
     assert!(subfield(&server0, "requests") >= SETS as u64);
     assert!(field(all, "group0").contains(&format!("master={}", t.master.addr())));
 
     // Filters: one section, case-insensitive; default has no commandstats.
     let server = c.query(&["INFO", "SERVER"]).unwrap();
     let server = server.as_str().unwrap().to_string();
-    assert!(server.starts_with("# Server") && !server.contains("# Clients"), "{server}");
+    assert!(
+        server.starts_with("# Server") && !server.contains("# Clients"),
+        "{server}"
+    );
     let default = c.query(&["INFO"]).unwrap();
     let default = default.as_str().unwrap().to_string();
-    assert!(default.contains("# Keyspace") && default.contains("loading:0") && !default.contains("# Commandstats"));
+    assert!(
+        default.contains("# Keyspace")
+            && default.contains("loading:0")
+            && !default.contains("# Commandstats")
+    );
     let two = c.query(&["INFO", "latency", "Stats"]).unwrap();
     let two = two.as_str().unwrap().to_string();
-    assert!(two.starts_with("# Stats") && two.contains("# Latency") && !two.contains("# Server"), "{two}");
+    assert!(
+        two.starts_with("# Stats") && two.contains("# Latency") && !two.contains("# Server"),
+        "{two}"
+    );
     assert_eq!(c.query(&["INFO", "nosuch"]).unwrap(), Reply::bulk(""));
 }
 
@@ -602,35 +730,99 @@ fn config_commands_for_admins_only() {
     let redmux = Redmux::start(&redmux_toml(free_port(), None, &t, auth), "toml");
     let mut w = redmux.conn_auth("writer");
     let r = w.query(&["CONFIG", "GET", "*"]).unwrap();
-    assert!(r.error_message().is_some_and(|m| m.starts_with("NOPERM")), "{r:?}");
+    assert!(
+        r.error_message().is_some_and(|m| m.starts_with("NOPERM")),
+        "{r:?}"
+    );
     let r = w.query(&["CONFIG", "RESETSTAT"]).unwrap();
-    assert!(r.error_message().is_some_and(|m| m.starts_with("NOPERM")), "{r:?}");
+    assert!(
+        r.error_message().is_some_and(|m| m.starts_with("NOPERM")),
+        "{r:?}"
+    );
 
     let mut a = redmux.conn_auth("boss");
-    let pairs = a.query(&["CONFIG", "GET", "*read_priority"]).unwrap().as_pairs();
+    let pairs = a
+        .query(&["CONFIG", "GET", "*read_priority"])
+        .unwrap()
+        .as_pairs();
     assert_eq!(pairs.len(), 3, "{pairs:?}");
     assert!(pairs.contains(&("master_read_priority".into(), "50".into())));
-    assert_eq!(a.query(&["CONFIG", "SET", "master_read_priority", "10", "dynamic-replica-read-priority", "0"]).unwrap(), Reply::ok());
-    let pairs = a.query(&["CONFIG", "GET", "master_read_priority", "dynamic_replica_read_priority"]).unwrap().as_pairs();
-    assert!(pairs.contains(&("master_read_priority".into(), "10".into())), "{pairs:?}");
-    assert!(pairs.contains(&("dynamic_replica_read_priority".into(), "0".into())), "{pairs:?}");
-    assert_eq!(a.query(&["CONFIG", "SET", "log_level", "debug"]).unwrap(), Reply::ok());
-    assert_eq!(a.query(&["CONFIG", "GET", "log_level"]).unwrap().as_pairs(), vec![("log_level".to_string(), "debug".to_string())]);
-    assert!(a.query(&["CONFIG", "SET", "log_level", "[["]).unwrap().is_error());
-    assert_eq!(a.query(&["CONFIG", "SET", "log_level", "info"]).unwrap(), Reply::ok());
-    assert!(a.query(&["CONFIG", "SET", "bind", "1.2.3.4:5"]).unwrap().is_error());
-    assert!(a.query(&["CONFIG", "SET", "nosuch", "1"]).unwrap().is_error());
+    assert_eq!(
+        a.query(&[
+            "CONFIG",
+            "SET",
+            "master_read_priority",
+            "10",
+            "dynamic-replica-read-priority",
+            "0"
+        ])
+        .unwrap(),
+        Reply::ok()
+    );
+    let pairs = a
+        .query(&[
+            "CONFIG",
+            "GET",
+            "master_read_priority",
+            "dynamic_replica_read_priority",
+        ])
+        .unwrap()
+        .as_pairs();
+    assert!(
+        pairs.contains(&("master_read_priority".into(), "10".into())),
+        "{pairs:?}"
+    );
+    assert!(
+        pairs.contains(&("dynamic_replica_read_priority".into(), "0".into())),
+        "{pairs:?}"
+    );
+    assert_eq!(
+        a.query(&["CONFIG", "SET", "log_level", "debug"]).unwrap(),
+        Reply::ok()
+    );
+    assert_eq!(
+        a.query(&["CONFIG", "GET", "log_level"]).unwrap().as_pairs(),
+        vec![("log_level".to_string(), "debug".to_string())]
+    );
+    assert!(a
+        .query(&["CONFIG", "SET", "log_level", "[["])
+        .unwrap()
+        .is_error());
+    assert_eq!(
+        a.query(&["CONFIG", "SET", "log_level", "info"]).unwrap(),
+        Reply::ok()
+    );
+    assert!(a
+        .query(&["CONFIG", "SET", "bind", "1.2.3.4:5"])
+        .unwrap()
+        .is_error());
+    assert!(a
+        .query(&["CONFIG", "SET", "nosuch", "1"])
+        .unwrap()
+        .is_error());
     assert!(a.query(&["CONFIG", "REWRITE"]).unwrap().is_error());
     let all = a.query(&["CONFIG", "GET", "*"]).unwrap().as_pairs();
     assert!(all.len() > 20);
     for (k, v) in &all {
-        assert!(!v.contains("boss") && !v.contains("writer"), "{k} shows a password");
+        assert!(
+            !v.contains("boss") && !v.contains("writer"),
+            "{k} shows a password"
+        );
     }
     assert_eq!(a.query(&["CONFIG", "RESETSTAT"]).unwrap(), Reply::ok());
     let stats = a.query(&["INFO", "stats"]).unwrap();
-    let processed: u64 = field(stats.as_str().unwrap(), "total_commands_processed").parse().unwrap();
-    assert_eq!(processed, 1, "only CONFIG RESETSTAT's reply since the reset");
-    assert!(redmux.logs().contains("log level changed"), "{}", redmux.logs());
+    let processed: u64 = field(stats.as_str().unwrap(), "total_commands_processed")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        processed, 1,
+        "only CONFIG RESETSTAT's reply since the reset"
+    );
+    assert!(
+        redmux.logs().contains("log level changed"),
+        "{}",
+        redmux.logs()
+    );
 }
 
 #[test]
@@ -667,7 +859,8 @@ fn metrics_cost() {
         let mport = free_port();
         let dir = unique_temp_dir("redmux-cost");
         let conf = dir.join("redmux.toml");
-        let text = redmux_toml(port, metrics.then_some(mport), &t, "").replace("worker_threads = 2", "worker_threads = 1");
+        let text = redmux_toml(port, metrics.then_some(mport), &t, "")
+            .replace("worker_threads = 2", "worker_threads = 1");
         std::fs::write(&conf, text).unwrap();
         let mut cmd = Command::new(redmux_bin());
         cmd.arg("--config").arg(&conf).env("RUST_LOG", "warn");
@@ -695,7 +888,22 @@ fn metrics_cost() {
     };
     let run = |port: u16| -> f64 {
         let out = Command::new(&bench)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "set,get", "-n", "200000", "-c", "16", "-P", "16", "-q", "--csv"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "set,get",
+                "-n",
+                "200000",
+                "-c",
+                "16",
+                "-P",
+                "16",
+                "-q",
+                "--csv",
+            ])
             .output()
             .expect("redis-benchmark");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -721,5 +929,9 @@ fn metrics_cost() {
     let (m_on, m_off) = (median(&mut on), median(&mut off));
     println!("metrics on:  {on:?} req/s (set+get), median {m_on:.0}");
     println!("metrics off: {off:?} req/s (set+get), median {m_off:.0}");
-    println!("throughput ratio on/off = {:.3} (cost {:.1} %)", m_on / m_off, (1.0 - m_on / m_off) * 100.0);
+    println!(
+        "throughput ratio on/off = {:.3} (cost {:.1} %)",
+        m_on / m_off,
+        (1.0 - m_on / m_off) * 100.0
+    );
 }

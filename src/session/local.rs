@@ -234,10 +234,7 @@ impl Client {
             "client|setinfo" => {
                 let attr = args.arg(2).to_ascii_lowercase();
                 let value = bytes::Bytes::copy_from_slice(args.arg(3));
-                if value
-                    .iter()
-                    .any(|&b| b == b' ' || b == b'\n' || b < b'!' || b > b'~')
-                {
+                if value.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
                     self.error(&format!(
                         "ERR {} cannot contain spaces, newlines or special characters.",
                         String::from_utf8_lossy(&attr)

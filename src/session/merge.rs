@@ -66,7 +66,7 @@ fn merge(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
             put_integer(&mut out, total);
         }
         MergeKind::Interleave { order } => {
-            let elements: Vec<Vec<Bytes>> = parts.iter().map(|p| elements_of(p)).collect();
+            let elements: Vec<Vec<Bytes>> = parts.iter().map(elements_of).collect();
             put_array_header(&mut out, order.len());
             for &(part, idx) in order {
                 match elements
@@ -79,14 +79,14 @@ fn merge(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
             }
         }
         MergeKind::Concat => {
-            let elements: Vec<Vec<Bytes>> = parts.iter().map(|p| elements_of(p)).collect();
+            let elements: Vec<Vec<Bytes>> = parts.iter().map(elements_of).collect();
             put_array_header(&mut out, elements.iter().map(Vec::len).sum());
             for e in elements.iter().flatten() {
                 out.extend_from_slice(e);
             }
         }
         MergeKind::AllOf => {
-            let elements: Vec<Vec<Bytes>> = parts.iter().map(|p| elements_of(p)).collect();
+            let elements: Vec<Vec<Bytes>> = parts.iter().map(elements_of).collect();
             let n = elements.first().map_or(0, Vec::len);
             put_array_header(&mut out, n);
             for i in 0..n {
