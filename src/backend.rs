@@ -441,6 +441,7 @@ impl Link {
                 Err(e) => return Err(format!("connection error: {e}")),
                 Ok(_) => {}
             }
+            let _clock = crate::metrics::BatchClock::start();
             loop {
                 let len = match scanner.scan(&buf) {
                     Ok(Some(len)) => len,
@@ -484,7 +485,7 @@ impl Link {
         }
         if let Some(mut w) = waiter {
             if !self.dedicated {
-                self.health.stats.observe(w.sent.elapsed());
+                self.health.stats.observe(w.sent.into_std());
             }
             if is_retryable_refusal(&frame) {
                 if let Some(retry) = w.retry.take() {

@@ -175,7 +175,36 @@ pub fn outcome(reply: &[u8]) -> usize {
     }
 }
 
-/// A request being timed: its command slot and when it was parsed.
+thread_local! {
+    /// The time of the backend read whose replies are being handed out now.
+    static BATCH_TIME: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Now, as far as latency counting needs: the time of the current backend read while its
+/// replies are handed out (one clock read per read, not per reply), else the clock.
+#[inline]
+pub fn now() -> Instant {
+    BATCH_TIME.with(|t| t.get()).unwrap_or_else(Instant::now)
+}
+
+/// Sets [`now`] for the replies of one backend read; cleared when dropped. Hold it only
+/// across code that does not await.
+pub struct BatchClock(());
+
+impl BatchClock {
+    pub fn start() -> BatchClock {
+        BATCH_TIME.with(|t| t.set(Some(Instant::now())));
+        BatchClock(())
+    }
+}
+
+impl Drop for BatchClock {
+    fn drop(&mut self) {
+        BATCH_TIME.with(|t| t.set(None));
+    }
+}
+
+/// A request being timed: its command slot and when it was read.
 #[derive(Clone, Copy, Debug)]
 pub struct Meter {
     slot: u16,
@@ -227,13 +256,11 @@ impl WorkerStats {
         }
     }
 
-    /// Starts timing a request of command `slot`; `None` when recording is off.
+    /// Starts timing a request of command `slot` read at `start`; `None` when recording
+    /// is off.
     #[inline]
-    pub fn begin(&self, slot: u16) -> Option<Meter> {
-        self.enabled.then(|| Meter {
-            slot,
-            start: Instant::now(),
-        })
+    pub fn begin(&self, slot: u16, start: Instant) -> Option<Meter> {
+        self.enabled.then_some(Meter { slot, start })
     }
 
     /// Counts a request's reply and its latency since [`WorkerStats::begin`].
@@ -242,7 +269,7 @@ impl WorkerStats {
         let slot = meter.slot as usize;
         let result = outcome(reply);
         bump(&self.commands[slot * RESULTS.len() + result], 1);
-        let ns = meter.start.elapsed().as_nanos() as u64;
+        let ns = now().saturating_duration_since(meter.start).as_nanos() as u64;
         bump(
             &self.latency[slot * LATENCY_SLOTS + latency_bucket(ns / 1000)],
             1,
@@ -321,10 +348,10 @@ fn now_ms() -> u64 {
 }
 
 impl ServerStats {
-    /// A reply came back `elapsed` after the request was queued.
+    /// A reply came back for a request queued at `sent`.
     #[inline]
-    pub fn observe(&self, elapsed: Duration) {
-        let ns = elapsed.as_nanos() as u64;
+    pub fn observe(&self, sent: Instant) {
+        let ns = now().saturating_duration_since(sent).as_nanos() as u64;
         bump(&self.requests, 1);
         bump(&self.latency[latency_bucket(ns / 1000)], 1);
         bump(&self.latency_ns, ns);
@@ -990,10 +1017,10 @@ mod tests {
         let w = m.register_worker();
         let slot = command_slot(command::lookup(b"set"));
         for _ in 0..3 {
-            let meter = w.begin(slot).unwrap();
+            let meter = w.begin(slot, Instant::now()).unwrap();
             w.finish(meter, b"+OK\r\n");
         }
-        w.finish(w.begin(slot).unwrap(), b"-ERR x\r\n");
+        w.finish(w.begin(slot, Instant::now()).unwrap(), b"-ERR x\r\n");
         let stats = Stats::default();
         let t = m.totals(&stats);
         assert_eq!(t.command(slot as usize, OK), 3);

@@ -45,6 +45,8 @@ pub struct ClientShared {
     stats: Option<Arc<WorkerStats>>,
     /// The request being dispatched: the first slot it makes takes this meter.
     armed: Cell<Option<Meter>>,
+    /// When the last read from the client returned (the start of its requests' latency).
+    read_at: Cell<std::time::Instant>,
 }
 
 /// What the writer should do with what it took from the queue.
@@ -73,6 +75,7 @@ impl ClientShared {
             held: Cell::new(0),
             stats: None,
             armed: Cell::new(None),
+            read_at: Cell::new(std::time::Instant::now()),
         }
     }
 
@@ -90,14 +93,15 @@ impl ClientShared {
         let Some(stats) = &self.stats else {
             return;
         };
-        if let Some(prev) = self.armed.replace(stats.begin(slot)) {
+        if let Some(prev) = self.armed.replace(stats.begin(slot, self.read_at.get())) {
             stats.finish_unanswered(prev);
         }
     }
 
-    /// Bytes read from the client.
+    /// Bytes read from the client (the requests they hold are timed from now).
     pub fn count_in(&self, n: usize) {
         if let Some(stats) = &self.stats {
+            self.read_at.set(std::time::Instant::now());
             stats.add_bytes_in(n);
         }
     }
