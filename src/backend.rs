@@ -91,6 +91,8 @@ pub struct ServerHealth {
     last_error: RefCell<Option<String>>,
     /// "Marked down" was logged and the server has not answered since: log it once.
     reported: Cell<bool>,
+    /// This worker's counters for the server (requests, errors, latency, state).
+    pub stats: std::sync::Arc<crate::metrics::ServerStats>,
 }
 
 impl ServerHealth {
@@ -109,10 +111,13 @@ impl ServerHealth {
         }
     }
 
+    /// Clears the failures after a reply (cheap when there were none).
     fn record_success(&self, addr: &str) {
-        if self.failures.get() != 0 {
-            self.failures.set(0);
+        if self.failures.get() == 0 && self.down_until.get().is_none() {
+            return;
         }
+        self.failures.set(0);
+        self.stats.set_up();
         if self.down_until.take().is_some() {
             self.marked_down
                 .set(self.marked_down.get().saturating_sub(1));
@@ -140,8 +145,10 @@ impl ServerHealth {
                 self.marked_down.set(self.marked_down.get() + 1);
             }
             self.failures.set(0);
+            self.stats.set_failed(Some(settings.server_retry_timeout));
             return !self.reported.replace(true);
         }
+        self.stats.set_failed(None);
         false
     }
 }
@@ -484,6 +491,7 @@ impl Link {
                 Err(e) => return Err(format!("connection error: {e}")),
                 Ok(_) => {}
             }
+            let _clock = crate::metrics::BatchClock::start();
             loop {
                 let len = match scanner.scan(&buf) {
                     Ok(Some(len)) => len,
@@ -524,6 +532,9 @@ impl Link {
         };
         self.health.record_success(&self.key.addr);
         if let Some(mut w) = waiter {
+            if !self.dedicated {
+                self.health.stats.observe(w.sent.into_std());
+            }
             if is_retryable_refusal(&frame) {
                 if let Some(retry) = w.retry.take() {
                     self.redirect.push(retry, w, self.key.addr.clone(), frame);
@@ -571,6 +582,7 @@ impl Link {
                 tracing::debug!(server = %self.key.addr, reason, "backend connection failed");
             }
         }
+        self.health.stats.add_errors(failed.len());
         let text = self.error_text(reason);
         for w in failed {
             fail_one(w, &text);
@@ -665,6 +677,7 @@ pub struct LinkPool {
     links: RefCell<HashMap<LinkKey, Rc<Link>>>,
     health: RefCell<HashMap<ServerAddr, Rc<ServerHealth>>>,
     marked_down: Rc<Cell<usize>>,
+    stats: Option<std::sync::Arc<crate::metrics::WorkerStats>>,
 }
 
 impl LinkPool {
@@ -675,7 +688,14 @@ impl LinkPool {
             links: RefCell::new(HashMap::new()),
             health: RefCell::new(HashMap::new()),
             marked_down: Rc::new(Cell::new(0)),
+            stats: None,
         }
+    }
+
+    /// Per-server counters go to the worker's `stats`.
+    pub fn with_stats(mut self, stats: std::sync::Arc<crate::metrics::WorkerStats>) -> LinkPool {
+        self.stats = Some(stats);
+        self
     }
 
     pub fn settings(&self) -> &LinkSettings {
@@ -724,8 +744,10 @@ impl LinkPool {
             .borrow_mut()
             .entry(addr.clone())
             .or_insert_with(|| {
+                let stats = self.stats.as_ref().map(|w| w.server(addr));
                 Rc::new(ServerHealth {
                     marked_down: self.marked_down.clone(),
+                    stats: stats.unwrap_or_default(),
                     ..ServerHealth::default()
                 })
             })

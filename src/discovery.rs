@@ -9,6 +9,7 @@
 
 use crate::backend::read_replies;
 use crate::config::SentinelPoolConfig;
+use crate::metrics::DiscoveryStats;
 use crate::protocol::{encode_request, Value};
 use crate::topology::{FailoverHold, Group, Replica, Role, ServerAddr, Topology, TopologyCell};
 use bytes::BytesMut;
@@ -34,8 +35,12 @@ struct GroupReport {
     replicas: Vec<String>,
 }
 
-/// Starts discovery on its own thread.
-pub fn spawn(pool: SentinelPoolConfig, cell: Arc<TopologyCell>) -> std::io::Result<()> {
+/// Starts discovery on its own thread; it counts refreshes and failovers in `stats`.
+pub fn spawn(
+    pool: SentinelPoolConfig,
+    cell: Arc<TopologyCell>,
+    stats: Arc<DiscoveryStats>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("redmux-discovery".into())
         .spawn(move || {
@@ -50,7 +55,7 @@ pub fn spawn(pool: SentinelPoolConfig, cell: Arc<TopologyCell>) -> std::io::Resu
                 }
             };
             let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, Discovery::new(pool, cell).run());
+            local.block_on(&rt, Discovery::new(pool, cell, stats).run());
         })?;
     Ok(())
 }
@@ -68,11 +73,17 @@ struct Discovery {
     /// names the old master (Sentinels update it at the end of the failover) must not
     /// move writes back to it.
     announced: std::cell::RefCell<std::collections::HashMap<usize, (String, std::time::Instant)>>,
+    stats: Arc<DiscoveryStats>,
 }
 
 impl Discovery {
-    fn new(pool: SentinelPoolConfig, cell: Arc<TopologyCell>) -> Rc<Discovery> {
+    fn new(
+        pool: SentinelPoolConfig,
+        cell: Arc<TopologyCell>,
+        stats: Arc<DiscoveryStats>,
+    ) -> Rc<Discovery> {
         Rc::new(Discovery {
+            stats,
             sentinels: std::cell::RefCell::new(pool.sentinels.clone()),
             subscribed: std::cell::RefCell::new(HashSet::new()),
             refused: std::cell::RefCell::new(HashSet::new()),
@@ -136,6 +147,7 @@ impl Discovery {
                 Err(_) => {}
             }
         }
+        self.stats.refreshed(!reports.is_empty());
         if reports.is_empty() {
             tracing::debug!("no sentinel answered");
             return;
@@ -144,6 +156,7 @@ impl Discovery {
         let next = self.build(&current, &reports);
         if next.groups != current.groups {
             log_changes(&current, &next);
+            self.stats.observe(&current, &next);
             self.cell.publish(next);
         }
     }
@@ -207,22 +220,34 @@ impl Discovery {
 
     /// Subscribes to one Sentinel's events; reconnects until the process ends.
     async fn subscribe_loop(self: Rc<Self>, addr: String) {
+        let connected = std::cell::Cell::new(false);
         loop {
-            match self.subscribe_once(&addr).await {
-                Ok(()) => {}
-                Err(e) => tracing::debug!(sentinel = %addr, error = %e, "sentinel events lost"),
+            let result = self.subscribe_once(&addr, &connected).await;
+            let error = result.err().unwrap_or_default();
+            if connected.replace(false) {
+                self.stats.sentinel_lost();
+                tracing::warn!(sentinel = %addr, error = %error, "sentinel connection lost");
+            } else {
+                tracing::debug!(sentinel = %addr, error = %error, "sentinel not reachable");
             }
             tokio::time::sleep(RESUBSCRIBE_DELAY).await;
         }
     }
 
-    async fn subscribe_once(&self, addr: &str) -> Result<(), String> {
+    /// Subscribes and follows events; `connected` is set once subscribed.
+    async fn subscribe_once(
+        &self,
+        addr: &str,
+        connected: &std::cell::Cell<bool>,
+    ) -> Result<(), String> {
         let mut stream = connect_sentinel(&self.pool, addr).await?;
         let mut req = BytesMut::new();
         encode_request(&mut req, &[b"PSUBSCRIBE", b"*"]);
         stream.write_all(&req).await.map_err(|e| e.to_string())?;
         read_replies(&mut stream, 1).await?;
-        tracing::debug!(sentinel = %addr, "subscribed to sentinel events");
+        connected.set(true);
+        self.stats.sentinel_up();
+        tracing::info!(sentinel = %addr, "sentinel connected");
         // Refresh now: whatever happened while we were not subscribed is picked up.
         self.refresh_now.notify_one();
         let mut buf = BytesMut::with_capacity(4096);
@@ -368,6 +393,7 @@ impl Discovery {
             .borrow_mut()
             .insert(gi, (addr.to_string(), std::time::Instant::now()));
         log_changes(&current, &next);
+        self.stats.observe(&current, &next);
         self.cell.publish(next);
     }
 }

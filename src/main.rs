@@ -85,10 +85,6 @@ async fn serve(config: Config, reloader: Reloader) -> ExitCode {
         .map(|g| g.name.clone())
         .collect();
     let cell = Arc::new(TopologyCell::new(Topology::unknown(&names)));
-    if let Err(e) = redmux::discovery::spawn(config.sentinel_pool.clone(), cell.clone()) {
-        tracing::error!(error = %e, "cannot start discovery");
-        return ExitCode::FAILURE;
-    }
     let bind = config.bind;
     let workers = config.worker_threads;
     let client_tls = match config.tls.as_ref().map(redmux::tls::ClientTls::load) {
@@ -99,13 +95,19 @@ async fn serve(config: Config, reloader: Reloader) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let proxy = Arc::new(Proxy::new(config, cell));
+    let proxy = Arc::new(Proxy::new(config, cell.clone()));
+    let pool = proxy.config.sentinel_pool.clone();
+    if let Err(e) = redmux::discovery::spawn(pool, cell, proxy.metrics.discovery.clone()) {
+        tracing::error!(error = %e, "cannot start discovery");
+        return ExitCode::FAILURE;
+    }
     let _ = proxy.reloader.set(reloader);
     if let Some(tls) = client_tls {
         let _ = proxy.client_tls.set(tls);
         spawn_tls_reload(proxy.clone());
     }
     spawn_reload_on_hangup(proxy.clone());
+    tokio::spawn(redmux::metrics::sampler(proxy.clone()));
     if let Some(addr) = proxy.config.metrics_bind {
         if let Err(e) = redmux::admin::serve_http(proxy.clone(), addr).await {
             tracing::error!(%addr, error = %e, "cannot listen for metrics");
@@ -175,19 +177,22 @@ fn spawn_reload_on_hangup(proxy: Arc<Proxy>) {
     });
 }
 
-/// Starts logging; returns how to change the log level on reload (none when RUST_LOG
-/// is set, which wins over the config).
+/// Starts logging to stderr, filtered by `RUST_LOG` or `log_level`. The filter can be
+/// replaced at run time (`CONFIG SET log_level`, reload) unless `RUST_LOG` is set, which
+/// wins over the config; returns how to change it.
 fn init_logging(config: &Config) -> Option<SetLogLevel> {
-    use std::io::IsTerminal;
-    use tracing_subscriber::{fmt, prelude::*, reload, EnvFilter};
-    let from_env = EnvFilter::try_from_default_env().ok();
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::{fmt, layer::SubscriberExt, reload, util::SubscriberInitExt};
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
     let env_set = from_env.is_some();
-    let filter = from_env
-        .or_else(|| EnvFilter::try_new(&config.log_level).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+    let (initial, filter) = from_env
+        .into_iter()
+        .chain([config.log_level.clone()])
+        .find_map(|level| Some((level.clone(), EnvFilter::try_new(&level).ok()?)))
+        .unwrap_or_else(|| ("info".to_string(), EnvFilter::new("info")));
     let (filter, handle) = reload::Layer::new(filter);
-    let ansi = std::io::stderr().is_terminal();
     let registry = tracing_subscriber::registry().with(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     match config.log_format {
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(std::io::stderr))
@@ -196,11 +201,12 @@ fn init_logging(config: &Config) -> Option<SetLogLevel> {
             .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
             .init(),
     }
+    redmux::admin::set_log_control(initial, move |level| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    });
     if env_set {
         return None;
     }
-    Some(Box::new(move |level: &str| {
-        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
-        handle.reload(filter).map_err(|e| e.to_string())
-    }))
+    Some(Box::new(redmux::admin::apply_log_level))
 }

@@ -129,7 +129,10 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + 'static,
 {
-    let shared = Rc::new(ClientShared::new(ctx.proxy.live.output_limit_normal()));
+    let shared = Rc::new(ClientShared::with_stats(
+        ctx.proxy.live.output_limit_normal(),
+        ctx.stats.clone(),
+    ));
     ctx.register(&shared);
     let writer_task = tokio::task::spawn_local(write_loop(shared.clone(), writer));
     let mut client = Client {
@@ -176,7 +179,10 @@ where
                 shared.close_after();
                 break;
             }
-            Some(Ok(_)) => client.now = Instant::now(),
+            Some(Ok(n)) => {
+                client.now = Instant::now();
+                shared.count_in(n);
+            }
             None => {
                 if shared.pending() == 0 && client.pubsub.is_none() {
                     tracing::debug!(client = %client.peer, "idle client closed");
@@ -196,9 +202,12 @@ where
                 }
             }
         }
+        let mut depth = 0;
         loop {
+            depth += 1;
             match parser.parse(&rbuf) {
                 Ok(Parsed::Incomplete { need }) => {
+                    shared.count_pipeline(depth - 1);
                     if rbuf.len() + need > query_limit {
                         client.protocol_error("query buffer limit reached");
                         break 'read;
@@ -389,7 +398,9 @@ impl Client {
         if args.is_empty() {
             return true;
         }
-        let Some(spec) = command::lookup_request(&args) else {
+        let spec = command::lookup_request(&args);
+        self.shared.begin(crate::metrics::command_slot(spec));
+        let Some(spec) = spec else {
             if crate::limits::is_attack_command(args.arg(0)) {
                 self.refuse_foreign(true);
                 return false;
@@ -431,6 +442,10 @@ impl Client {
         }
         match spec.class {
             CommandClass::Local => return self.local(spec, &args).await,
+            CommandClass::Admin if crate::admin::is_proxy_command(spec.name) => {
+                self.proxy_admin(spec, &args);
+                return true;
+            }
             CommandClass::Unsupported => {
                 self.error(&format!(
                     "ERR redmux: '{}' is not supported through the proxy",

@@ -7,7 +7,7 @@ use crate::auth::AuthTable;
 use crate::backend::{LinkPool, LinkSettings};
 use crate::config::{Cidr, Config};
 use crate::hold::HoldQueue;
-use crate::metrics::Stats;
+use crate::metrics::{Metrics, Stats, WorkerStats};
 use crate::routing::{ReadPriorities, Sharding};
 use crate::session::ClientShared;
 use crate::topology::{LocalTopology, TopologyCell};
@@ -49,6 +49,8 @@ pub struct Proxy {
     pub topology: Arc<TopologyCell>,
     pub sharding: Sharding,
     pub stats: Stats,
+    /// Per-worker counters, the Prometheus registry and what INFO needs.
+    pub metrics: Metrics,
     pub started: Instant,
     next_client_id: AtomicU64,
     /// Clients connected now, over all workers.
@@ -81,6 +83,7 @@ impl Proxy {
             sharding,
             topology,
             stats: Stats::default(),
+            metrics: Metrics::new(config.sentinel_pool.groups.len()),
             started: Instant::now(),
             next_client_id: AtomicU64::new(1),
             clients: AtomicUsize::new(0),
@@ -133,6 +136,8 @@ pub struct WorkerCtx {
     pub links: LinkPool,
     /// Requests held during failovers.
     pub hold: Rc<HoldQueue>,
+    /// This worker's counters (commands, latency, bytes, servers).
+    pub stats: Arc<WorkerStats>,
     turn: Cell<usize>,
     /// Live sessions, for draining at shutdown.
     sessions: RefCell<Vec<Weak<ClientShared>>>,
@@ -226,16 +231,19 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
     let hold = HoldQueue::new();
+    let stats = proxy.metrics.register_worker();
     let ctx = Rc::new(WorkerCtx {
         index,
         topology: RefCell::new(LocalTopology::new(proxy.topology.clone())),
-        links: LinkPool::new(proxy.link_settings(), hold.clone()),
+        links: LinkPool::new(proxy.link_settings(), hold.clone()).with_stats(stats.clone()),
         hold: hold.clone(),
+        stats,
         turn: Cell::new(index),
         sessions: RefCell::new(Vec::new()),
         proxy: proxy.clone(),
     });
     tokio::task::spawn_local(hold.run(ctx.clone()));
+    tokio::task::spawn_local(crate::metrics::publish_worker(ctx.clone()));
     let mut shutdown = proxy.shutdown.subscribe();
     let mut topo_epoch = 0;
     let refused_log = Rc::new(Cell::new(None));

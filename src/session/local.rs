@@ -367,14 +367,34 @@ impl Client {
     }
 
     async fn info(&mut self, args: &Args<'_>) {
-        let section = if args.len() > 1 {
-            String::from_utf8_lossy(args.arg(1)).to_lowercase()
-        } else {
-            "default".to_string()
-        };
-        let text = crate::admin::info(&self.ctx, &section).await;
+        let sections: Vec<String> = (1..args.len())
+            .map(|i| String::from_utf8_lossy(args.arg(i)).into_owned())
+            .collect();
+        let text = crate::admin::info(&self.ctx, &sections).await;
         self.scratch.clear();
         put_verbatim(&mut self.scratch, text.as_bytes(), self.resp3);
+        self.reply_scratch();
+    }
+
+    /// An admin command the proxy answers about itself (CONFIG GET/SET/RESETSTAT).
+    pub(super) fn proxy_admin(&mut self, spec: &CommandSpec, args: &Args<'_>) {
+        use crate::admin::AdminReply;
+        let argv: Vec<&[u8]> = (0..args.len()).map(|i| args.arg(i)).collect();
+        match crate::admin::run_command(&self.ctx.proxy, spec.name, &argv) {
+            AdminReply::Ok => {
+                self.scratch.clear();
+                put_simple(&mut self.scratch, "OK");
+            }
+            AdminReply::Error(text) => return self.error(&text),
+            AdminReply::Pairs(pairs) => {
+                self.scratch.clear();
+                put_map_header(&mut self.scratch, pairs.len(), self.resp3);
+                for (k, v) in pairs {
+                    put_bulk(&mut self.scratch, k.as_bytes());
+                    put_bulk(&mut self.scratch, v.as_bytes());
+                }
+            }
+        }
         self.reply_scratch();
     }
 }

@@ -2,16 +2,18 @@
 //! written to the client strictly in request order.
 
 use super::merge::Merge;
+use crate::metrics::{Meter, WorkerStats};
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use tokio::sync::Notify;
 
 enum Slot {
-    /// Waiting for a backend reply.
-    Pending,
+    /// Waiting for a backend reply (timed when the meter is set).
+    Pending(Option<Meter>),
     /// Waiting for the parts of a split request.
-    Merge(Box<Merge>),
+    Merge(Box<Merge>, Option<Meter>),
     Ready(Bytes),
     /// Replies a backend sends that no client needs (a transaction's own MULTI).
     Discard,
@@ -43,6 +45,12 @@ pub struct ClientShared {
     output_limit: Cell<usize>,
     /// Requests of this client held for a failover (its later requests wait behind them).
     held: Cell<usize>,
+    /// Where commands, latency and bytes are counted (none for the proxy's own queries).
+    stats: Option<Arc<WorkerStats>>,
+    /// The request being dispatched: the first slot it makes takes this meter.
+    armed: Cell<Option<Meter>>,
+    /// When the last read from the client returned (the start of its requests' latency).
+    read_at: Cell<std::time::Instant>,
 }
 
 /// What the writer should do with what it took from the queue.
@@ -71,6 +79,49 @@ impl ClientShared {
             over_limit: Cell::new(false),
             output_limit: Cell::new(output_limit),
             held: Cell::new(0),
+            stats: None,
+            armed: Cell::new(None),
+            read_at: Cell::new(std::time::Instant::now()),
+        }
+    }
+
+    /// A client queue whose commands, latency and bytes count in `stats`.
+    pub fn with_stats(output_limit: usize, stats: Arc<WorkerStats>) -> ClientShared {
+        ClientShared {
+            stats: Some(stats),
+            ..ClientShared::new(output_limit)
+        }
+    }
+
+    /// A request of command `slot` (see [`crate::metrics::command_slot`]) was parsed: its
+    /// reply slot is counted and timed from now.
+    pub fn begin(&self, slot: u16) {
+        let Some(stats) = &self.stats else {
+            return;
+        };
+        if let Some(prev) = self.armed.replace(stats.begin(slot, self.read_at.get())) {
+            stats.finish_unanswered(prev);
+        }
+    }
+
+    /// Bytes read from the client (the requests they hold are timed from now).
+    pub fn count_in(&self, n: usize) {
+        if let Some(stats) = &self.stats {
+            self.read_at.set(std::time::Instant::now());
+            stats.add_bytes_in(n);
+        }
+    }
+
+    /// Requests parsed from one read.
+    pub fn count_pipeline(&self, depth: u64) {
+        if let Some(stats) = &self.stats {
+            stats.observe_pipeline(depth);
+        }
+    }
+
+    fn finish(&self, meter: Option<Meter>, reply: &[u8]) {
+        if let (Some(m), Some(stats)) = (meter, &self.stats) {
+            stats.finish(m, reply);
         }
     }
 
@@ -141,7 +192,7 @@ impl ClientShared {
         let mut q = self.queue.borrow_mut();
         let seq = q.head + q.slots.len() as u64;
         match &slot {
-            Slot::Pending | Slot::Merge(_) => q.pending += 1,
+            Slot::Pending(_) | Slot::Merge(..) => q.pending += 1,
             Slot::Ready(b) => q.ready_bytes += b.len(),
             Slot::Discard | Slot::Close => {}
         }
@@ -156,17 +207,17 @@ impl ClientShared {
 
     /// A slot for a request sent to a backend; returns its sequence number.
     pub fn reserve(&self) -> u64 {
-        self.push(Slot::Pending)
+        self.push(Slot::Pending(self.armed.take()))
     }
 
     /// A slot for a request split into parts, merged when all have answered.
     pub fn reserve_merge(&self, merge: Merge) -> u64 {
-        self.push(Slot::Merge(Box::new(merge)))
+        self.push(Slot::Merge(Box::new(merge), self.armed.take()))
     }
 
     /// A slot whose reply will be dropped (for example the MULTI a transaction link sends).
     pub fn reserve_discard(&self) -> u64 {
-        let seq = self.push(Slot::Pending);
+        let seq = self.push(Slot::Pending(None));
         let mut q = self.queue.borrow_mut();
         let idx = (seq - q.head) as usize;
         q.slots[idx] = Slot::Discard;
@@ -180,6 +231,11 @@ impl ClientShared {
 
     /// A reply the proxy gives itself, in order after everything queued.
     pub fn ready(&self, reply: Bytes) {
+        self.finish(self.armed.take(), &reply);
+        self.push_ready(reply);
+    }
+
+    fn push_ready(&self, reply: Bytes) {
         self.push(Slot::Ready(reply));
         self.check_limit();
     }
@@ -194,7 +250,7 @@ impl ClientShared {
         if self.closed.get() {
             return;
         }
-        self.ready(frame);
+        self.push_ready(frame);
     }
 
     fn check_limit(&self) {
@@ -219,12 +275,14 @@ impl ClientShared {
             return;
         };
         let done = match slot {
-            Slot::Pending => {
+            Slot::Pending(meter) => {
+                self.finish(*meter, &reply);
                 *slot = Slot::Ready(reply);
                 true
             }
-            Slot::Merge(m) => match m.add(part, reply) {
+            Slot::Merge(m, meter) => match m.add(part, reply) {
                 Some(merged) => {
+                    self.finish(*meter, &merged);
                     *slot = Slot::Ready(merged);
                     true
                 }
@@ -275,6 +333,9 @@ impl ClientShared {
                 Some(Slot::Close) => {
                     q.slots.pop_front();
                     q.head += 1;
+                    if let Some(stats) = &self.stats {
+                        stats.add_bytes_out(taken);
+                    }
                     return Drained::Close;
                 }
                 _ => break,
@@ -286,6 +347,9 @@ impl ClientShared {
             q.head += 1;
         }
         drop(q);
+        if let Some(stats) = &self.stats {
+            stats.add_bytes_out(taken);
+        }
         if !out.is_empty() {
             self.wake_reader.notify_one();
             Drained::Write
