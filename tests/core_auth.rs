@@ -142,11 +142,16 @@ fn admin_commands_refused_for_write_users() {
     let mut a = p.conn_auth(ADMIN_PW);
     assert_eq!(a.query(&["FLUSHDB"]).unwrap(), Reply::ok());
     assert_eq!(t.master.cmd(&["EXISTS", "keep"]), Reply::Int(0));
+    // CONFIG is about the proxy itself (never forwarded to a Redis server).
     assert_eq!(
-        a.query(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        a.query(&["CONFIG", "SET", "master_read_priority", "60"])
             .unwrap(),
         Reply::ok()
     );
+    assert!(a
+        .query(&["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+        .unwrap()
+        .is_error());
 }
 
 /// Auth tables for the mode/prefix tests: a read-only user limited to `pub:`, a write
