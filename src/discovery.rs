@@ -299,8 +299,8 @@ impl Discovery {
                 self.refresh_now.notify_one();
             }
             "+sdown" | "-sdown" | "+odown" | "-odown" | "+slave" | "+reboot" | "+role-change"
-            | "-role-change" | "+convert-to-slave" | "+failover-end"
-            | "+sentinel" | "+slave-reconf-done" | "-dup-sentinel" | "+reset-master" => {
+            | "-role-change" | "+convert-to-slave" | "+failover-end" | "+sentinel"
+            | "+slave-reconf-done" | "-dup-sentinel" | "+reset-master" => {
                 self.refresh_now.notify_one();
             }
             _ => {}

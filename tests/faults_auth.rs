@@ -46,7 +46,11 @@ fn backend_password_right_and_wrong() {
     );
 
     for (label, extra, needle) in [
-        ("wrong", "password = \"nope\"", "rejected the configured password"),
+        (
+            "wrong",
+            "password = \"nope\"",
+            "rejected the configured password",
+        ),
         ("missing", "", "requires a password"),
     ] {
         let bad = proxy_without_probe(&[sentinel.addr()], extra);
@@ -54,10 +58,16 @@ fn backend_password_right_and_wrong() {
         let mut errors = Vec::new();
         for i in 0..40 {
             let r = c.query(&["SET", "k", &i.to_string()]).unwrap();
-            let e = r.error_message().unwrap_or_else(|| panic!("{label}: got {r}")).to_string();
+            let e = r
+                .error_message()
+                .unwrap_or_else(|| panic!("{label}: got {r}"))
+                .to_string();
             errors.push(e);
         }
-        println!("[{label} password] first error: {}\n  last error: {}", errors[0], errors[39]);
+        println!(
+            "[{label} password] first error: {}\n  last error: {}",
+            errors[0], errors[39]
+        );
         for e in &errors {
             assert!(
                 !e.starts_with("NOAUTH") && !e.starts_with("WRONGPASS"),
@@ -69,8 +79,15 @@ fn backend_password_right_and_wrong() {
         // outage lasts) repeats the reason.
         let errors_logged = log_lines(&bad, "backend refused the connection handshake");
         let lines = log_lines(&bad, needle);
-        println!("[{label} password] {lines} log line(s) mention it, {errors_logged} at error level");
-        assert_eq!(errors_logged, 1, "{label}: logged {errors_logged} times:\n{}", bad.logs());
+        println!(
+            "[{label} password] {lines} log line(s) mention it, {errors_logged} at error level"
+        );
+        assert_eq!(
+            errors_logged,
+            1,
+            "{label}: logged {errors_logged} times:\n{}",
+            bad.logs()
+        );
         assert!(lines <= 3, "{label}: logged {lines} times:\n{}", bad.logs());
     }
 }
@@ -85,7 +102,12 @@ fn sentinel_password_right_and_wrong() {
 
     let port = free_port();
     let bad = Redmux::start(
-        &redmux_toml(port, &[sentinel.addr()], GROUP, "sentinel_password = \"nope\""),
+        &redmux_toml(
+            port,
+            &[sentinel.addr()],
+            GROUP,
+            "sentinel_password = \"nope\"",
+        ),
         "toml",
     );
     std::thread::sleep(Duration::from_secs(3)); // three refresh rounds

@@ -54,14 +54,20 @@ fn planned_failover_under_load_loses_and_fails_nothing() {
         .resumed_after(switched)
         .expect("no write acknowledged after the switch");
     println!("[SENTINEL FAILOVER] writes resumed {resumed:?} after +switch-master");
-    assert!(resumed < RESUME_BOUND, "writes resumed only after {resumed:?}");
+    assert!(
+        resumed < RESUME_BOUND,
+        "writes resumed only after {resumed:?}"
+    );
     assert_eq!(
         report.failed_count(),
         0,
         "a planned failover failed writes:\n{}",
         report.summary("SENTINEL FAILOVER", Some(switched))
     );
-    assert!(report.acked_count() > 1000, "too few writes to prove anything");
+    assert!(
+        report.acked_count() > 1000,
+        "too few writes to prove anything"
+    );
 }
 
 #[test]
@@ -92,10 +98,20 @@ fn kill_9_of_the_master_elects_a_replica_and_writes_resume() {
         secs(switched, killed)
     );
 
+    // Under CPU starvation Sentinel may also fail the new master over (down-after is
+    // 1 s here): check against the master at the end, and count from the last switch.
+    let final_port = t.sentinel().master_addr(GROUP).expect("master").1;
+    let final_master = format!("127.0.0.1:{final_port}");
+    let switches = events.count("+switch-master");
+    let last_switch = events.last("+switch-master").expect("switched");
+    if switches > 1 {
+        println!("[kill -9] {switches} failovers happened; the master is now {final_master}");
+    }
+    let before_loss = if switches > 1 { last_switch } else { killed };
     // Replication is asynchronous: writes the old master acknowledged just before it died
     // may never have reached the replica. Every write acknowledged after the kill (by the
     // new master) must be there.
-    let lost = report.lost_on(&new_master);
+    let lost = report.lost_on(&final_master);
     let before: Vec<f64> = lost.iter().map(|o| secs(o.done, killed)).collect();
     println!(
         "[kill -9] {} acknowledged writes missing on the promoted replica, acknowledged at {:?} s relative to the kill",
@@ -103,13 +119,19 @@ fn kill_9_of_the_master_elects_a_replica_and_writes_resume() {
         &before[..before.len().min(20)]
     );
     assert!(
-        lost.iter().all(|o| o.done <= killed),
+        lost.iter().all(|o| o.done <= before_loss),
         "writes acknowledged after the kill are missing: {:?}",
-        lost.iter().filter(|o| o.done > killed).take(5).collect::<Vec<_>>()
+        lost.iter()
+            .filter(|o| o.done > before_loss)
+            .take(5)
+            .collect::<Vec<_>>()
     );
     let resumed = report
         .resumed_after(switched)
         .expect("no write acknowledged after the switch");
     println!("[kill -9] writes resumed {resumed:?} after +switch-master");
-    assert!(resumed < RESUME_BOUND, "writes resumed only after {resumed:?}");
+    assert!(
+        resumed < RESUME_BOUND,
+        "writes resumed only after {resumed:?}"
+    );
 }

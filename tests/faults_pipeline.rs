@@ -89,7 +89,11 @@ fn run(kill: bool) {
     t.wait_replica_known();
     t.wait_sentinels_known();
     // Reads from the master only, so a GET sees its own SET.
-    let proxy = start_proxy(&t.sentinel_addrs(), GROUP, "dynamic_replica_read_priority = 0");
+    let proxy = start_proxy(
+        &t.sentinel_addrs(),
+        GROUP,
+        "dynamic_replica_read_priority = 0",
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..8)
         .map(|i| {
@@ -106,7 +110,12 @@ fn run(kill: bool) {
         t.failover(Duration::from_secs(15));
     }
     let new_port = t.sentinel().master_addr(GROUP).expect("master").1;
-    wait_proxy_master(&proxy, GROUP, &format!("127.0.0.1:{new_port}"), RESUME_BOUND);
+    wait_proxy_master(
+        &proxy,
+        GROUP,
+        &format!("127.0.0.1:{new_port}"),
+        RESUME_BOUND,
+    );
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
     let tallies: Vec<Tally> = clients

@@ -37,9 +37,18 @@ fn failover_under_load(t: &MasterReplica, proxy: &Redmux, label: &str) -> u16 {
     let report = load.finish();
     println!("{}", report.summary(label, Some(switched)));
     let lost = report.lost_on(&new_master);
-    assert!(lost.is_empty(), "[{label}] {} acknowledged writes lost", lost.len());
-    let resumed = report.resumed_after(switched).expect("no write after the switch");
-    assert!(resumed < RESUME_BOUND, "[{label}] writes resumed after {resumed:?}");
+    assert!(
+        lost.is_empty(),
+        "[{label}] {} acknowledged writes lost",
+        lost.len()
+    );
+    let resumed = report
+        .resumed_after(switched)
+        .expect("no write after the switch");
+    assert!(
+        resumed < RESUME_BOUND,
+        "[{label}] writes resumed after {resumed:?}"
+    );
     new_port
 }
 
@@ -105,7 +114,11 @@ fn stale_sentinels_never_move_traffic() {
         "one Sentinel's events moved traffic:\n{}",
         proxy.logs()
     );
-    assert_eq!(report.failed_count(), 0, "writes failed during the decoy's failover");
+    assert_eq!(
+        report.failed_count(),
+        0,
+        "writes failed during the decoy's failover"
+    );
     assert!(
         report.max_ack_latency() < Duration::from_millis(500),
         "writes were held for the decoy's failover: slowest {:?}",
@@ -151,18 +164,22 @@ fn removed_replica_disappears_after_sentinel_reset() {
     t.replicas[1].stop();
     let stopped = Instant::now();
     // Sentinel flags it s_down after down-after (1 s); then SENTINEL RESET forgets it.
-    must_wait(Duration::from_secs(5), "the replica to leave the proxy's view", || {
-        !proxy_servers(&proxy).contains(&format!("server_{gone}:"))
-    });
+    must_wait(
+        Duration::from_secs(5),
+        "the replica to leave the proxy's view",
+        || !proxy_servers(&proxy).contains(&format!("server_{gone}:")),
+    );
     println!(
         "[replica removed] left the proxy's view {:.3} s after shutdown",
         stopped.elapsed().as_secs_f64()
     );
     let r = t.sentinel().cmd(&["SENTINEL", "RESET", GROUP]);
     assert_eq!(r, Reply::Int(1));
-    must_wait(Duration::from_secs(10), "the Sentinel to find the kept replica again", || {
-        t.sentinel().knows_replica(GROUP, t.replicas[0].port())
-    });
+    must_wait(
+        Duration::from_secs(10),
+        "the Sentinel to find the kept replica again",
+        || t.sentinel().knows_replica(GROUP, t.replicas[0].port()),
+    );
     let info = proxy_servers(&proxy);
     println!("{info}");
     assert!(!info.contains(&gone), "INFO still lists {gone}:\n{info}");
@@ -172,6 +189,9 @@ fn removed_replica_disappears_after_sentinel_reset() {
     let mut c = proxy.conn();
     for _ in 0..50 {
         let r = c.query(&["GET", "rk"]).unwrap();
-        assert!(!r.is_error(), "a read failed (sent to the removed replica?): {r}");
+        assert!(
+            !r.is_error(),
+            "a read failed (sent to the removed replica?): {r}"
+        );
     }
 }

@@ -15,13 +15,7 @@ const GROUP: &str = "mymaster";
 
 fn slow_sentinel(t: &MasterReplica) {
     for s in &t.sentinels {
-        let r = s.cmd(&[
-            "SENTINEL",
-            "SET",
-            GROUP,
-            "down-after-milliseconds",
-            "60000",
-        ]);
+        let r = s.cmd(&["SENTINEL", "SET", GROUP, "down-after-milliseconds", "60000"]);
         assert_eq!(r, Reply::ok(), "SENTINEL SET down-after: {r}");
     }
 }
@@ -30,7 +24,11 @@ fn slow_sentinel(t: &MasterReplica) {
 fn silent_master_fails_pending_requests_after_server_timeout() {
     let t = MasterReplica::start_with(GROUP, 1, 1, 1);
     slow_sentinel(&t);
-    let proxy = start_proxy(&t.sentinel_addrs(), GROUP, "dynamic_replica_read_priority = 0");
+    let proxy = start_proxy(
+        &t.sentinel_addrs(),
+        GROUP,
+        "dynamic_replica_read_priority = 0",
+    );
     let mut c = proxy.conn();
     assert_eq!(c.query(&["SET", "k", "before"]).unwrap(), Reply::ok());
 
@@ -47,7 +45,10 @@ fn silent_master_fails_pending_requests_after_server_timeout() {
         let took = start.elapsed();
         println!("[SIGSTOP master] request {i}: {took:?} {r}");
         assert!(r.is_error(), "a stopped master answered {r}");
-        assert!(took < Duration::from_millis(2500), "request {i} took {took:?}");
+        assert!(
+            took < Duration::from_millis(2500),
+            "request {i} took {took:?}"
+        );
         outcomes.push((took, r.to_string()));
     }
     assert!(
@@ -59,7 +60,9 @@ fn silent_master_fails_pending_requests_after_server_timeout() {
         outcomes.iter().any(|(_, e)| e.contains("is down")),
         "the master was never marked down after server_failure_limit (3) failures: {outcomes:?}"
     );
-    let fast = outcomes.iter().filter(|(d, _)| *d < Duration::from_millis(100));
+    let fast = outcomes
+        .iter()
+        .filter(|(d, _)| *d < Duration::from_millis(100));
     println!(
         "[SIGSTOP master] {} of 8 requests failed at once (marked down); first error after {:?}",
         fast.count(),
@@ -69,7 +72,8 @@ fn silent_master_fails_pending_requests_after_server_timeout() {
     t.master.resume();
     let resumed = Instant::now();
     must_wait(Duration::from_secs(5), "writes to work again", || {
-        c.query(&["SET", "k", "after"]).is_ok_and(|r| r == Reply::ok())
+        c.query(&["SET", "k", "after"])
+            .is_ok_and(|r| r == Reply::ok())
     });
     println!(
         "[SIGSTOP master] writes failed for {:.3} s (paused {:.3} s); back {:.3} s after SIGCONT",
@@ -124,7 +128,9 @@ fn silent_replica_fails_only_its_own_reads_and_is_retried() {
             Reply::Bulk(ref b) if b == b"value" => ok_reads += 1,
             other => failed.push((secs(start, paused), other.to_string())),
         }
-        let w = writer.query(&["SET", "wk", "x"]).expect("proxy must answer");
+        let w = writer
+            .query(&["SET", "wk", "x"])
+            .expect("proxy must answer");
         assert_eq!(w, Reply::ok(), "a write failed while a replica was stopped");
     }
     println!(
@@ -169,7 +175,10 @@ fn silent_replica_fails_only_its_own_reads_and_is_retried() {
         "[SIGSTOP replica] after SIGCONT the replica processed {} commands",
         after - before
     );
-    assert!(after > before + 3, "the resumed replica is never read from again");
+    assert!(
+        after > before + 3,
+        "the resumed replica is never read from again"
+    );
 }
 
 #[test]
@@ -202,9 +211,16 @@ fn backend_idle_timeout_close_is_invisible_to_clients() {
         let clients = t.master.info_field("clients", "connected_clients");
         println!("[idle close] round {round}: master has {clients:?} clients after idling");
         let r = c.query(&["SET", "idle", "after"]).unwrap();
-        assert_eq!(r, Reply::ok(), "round {round}: write after an idle close: {r}");
+        assert_eq!(
+            r,
+            Reply::ok(),
+            "round {round}: write after an idle close: {r}"
+        );
         let r = c.query(&["GET", "idle"]).unwrap();
-        assert!(!r.is_error(), "round {round}: read after an idle close: {r}");
+        assert!(
+            !r.is_error(),
+            "round {round}: read after an idle close: {r}"
+        );
     }
     assert!(
         !proxy.logs().contains("marked down"),

@@ -81,9 +81,11 @@ pub fn proxy_master(proxy: &Redmux, name: &str) -> Option<String> {
 
 /// Waits until the proxy names `addr` as the master of `name`.
 pub fn wait_proxy_master(proxy: &Redmux, name: &str, addr: &str, timeout: Duration) {
-    must_wait(timeout, &format!("redmux to route {name} to {addr}"), || {
-        proxy_master(proxy, name).as_deref() == Some(addr)
-    });
+    must_wait(
+        timeout,
+        &format!("redmux to route {name} to {addr}"),
+        || proxy_master(proxy, name).as_deref() == Some(addr),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -140,6 +142,27 @@ impl EventLog {
             .unwrap()
             .iter()
             .find(|(_, c, p)| c == channel && p.contains(needle))
+            .map(|(t, _, _)| *t)
+    }
+
+    /// How many times `channel` was published.
+    pub fn count(&self, channel: &str) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, c, _)| c == channel)
+            .count()
+    }
+
+    /// When `channel` was last published.
+    pub fn last(&self, channel: &str) -> Option<Instant> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|(_, c, _)| c == channel)
             .map(|(t, _, _)| *t)
     }
 
