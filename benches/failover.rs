@@ -65,8 +65,7 @@ fn round(kill: bool) -> Round {
     let report = load.finish();
     // Under CPU starvation Sentinel may fail the new master over too (down-after 1 s):
     // acknowledged writes are checked on the master at the end.
-    let final_port = t.sentinel().master_addr(GROUP).expect("master").1;
-    let final_master = format!("127.0.0.1:{final_port}");
+    let final_master = settled_master(&t, &proxy);
     let switches = events.count("+switch-master");
     if final_master != new_master || switches > 1 {
         eprintln!("{switches} failovers in this round; master now {final_master}");
