@@ -472,15 +472,20 @@ impl Client {
             }
         };
         let write = spec.class != CommandClass::Read;
+        // A request that will be held needs no server now: during a failover the old
+        // master may already be marked down, and its writes must wait, not fail.
+        let will_hold = !spec.has(flags::BLOCKING)
+            && (self.shared.held() > 0 || write && self.held_since(group).is_some());
         let addr = match self.server_for(group, write) {
-            Ok(a) => a,
+            Ok(a) => Some(a),
+            Err(_) if will_hold => None,
             Err(text) => {
                 self.error(&text);
                 return;
             }
         };
-        if spec.has(flags::BLOCKING) {
-            self.send_dedicated(group, &addr, args.frame).await;
+        if let (true, Some(addr)) = (spec.has(flags::BLOCKING), &addr) {
+            self.send_dedicated(group, addr, args.frame).await;
             return;
         }
         if self.last_dedicated {
@@ -512,8 +517,18 @@ impl Client {
                 return;
             }
         }
-        let link = self.ctx.links.shared(&addr, self.db, self.resp3);
-        link.send(args.frame, waiter);
+        match addr {
+            Some(addr) => self
+                .ctx
+                .links
+                .shared(&addr, self.db, self.resp3)
+                .send(args.frame, waiter),
+            None => {
+                let mut b = BytesMut::new();
+                put_error(&mut b, "TRYAGAIN redmux: failover ended meanwhile; retry");
+                self.shared.deliver(seq, 0, b.freeze());
+            }
+        }
     }
 
     /// When the group's writes are held for a failover, since when.
