@@ -87,8 +87,9 @@ fn kill_9_of_the_master_elects_a_replica_and_writes_resume() {
         Duration::from_secs(30),
     );
     std::thread::sleep(Duration::from_secs(1));
-    let killed = Instant::now();
     t.master.stop();
+    // After the reap: nothing the old master acknowledged can come later than this.
+    let killed = Instant::now();
     let switched = events.wait("+switch-master", Duration::from_secs(20));
     let new_port = t.sentinel().master_addr(GROUP).expect("new master").1;
     let new_master = format!("127.0.0.1:{new_port}");
