@@ -558,6 +558,10 @@ impl Client {
             .map(|h| Instant::from_std(h.since))
             .filter(|since| since.elapsed() < crate::hold::HOLD_LIMIT);
         if write {
+            // Writes of a group in failover wait even if the old master is marked down.
+            if held.is_some() {
+                return Ok((master.clone(), held));
+            }
             if ctx.links.is_down(master) {
                 let why = ctx.links.down_reason(master).unwrap_or_default();
                 return Err(format!(

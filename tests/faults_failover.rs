@@ -43,7 +43,11 @@ fn planned_failover_under_load_loses_and_fails_nothing() {
     println!("{}", events.dump(t0));
     println!("{}", report.summary("SENTINEL FAILOVER", Some(switched)));
 
-    let lost = report.lost_on(&new_master);
+    let final_master = settled_master(&t, &proxy);
+    if final_master != new_master {
+        println!("[SENTINEL FAILOVER] Sentinel failed over again, to {final_master}");
+    }
+    let lost = report.lost_on(&final_master);
     assert!(
         lost.is_empty(),
         "{} acknowledged writes are missing on the new master {new_master}, e.g. {:?}",
@@ -83,8 +87,9 @@ fn kill_9_of_the_master_elects_a_replica_and_writes_resume() {
         Duration::from_secs(30),
     );
     std::thread::sleep(Duration::from_secs(1));
-    let killed = Instant::now();
     t.master.stop();
+    // After the reap: nothing the old master acknowledged can come later than this.
+    let killed = Instant::now();
     let switched = events.wait("+switch-master", Duration::from_secs(20));
     let new_port = t.sentinel().master_addr(GROUP).expect("new master").1;
     let new_master = format!("127.0.0.1:{new_port}");
@@ -98,10 +103,19 @@ fn kill_9_of_the_master_elects_a_replica_and_writes_resume() {
         secs(switched, killed)
     );
 
+    // Under CPU starvation Sentinel may also fail the new master over (down-after is
+    // 1 s here): check against the master at the end, and count from the last switch.
+    let final_master = settled_master(&t, &proxy);
+    let switches = events.count("+switch-master");
+    let last_switch = events.last("+switch-master").expect("switched");
+    if switches > 1 {
+        println!("[kill -9] {switches} failovers happened; the master is now {final_master}");
+    }
+    let before_loss = if switches > 1 { last_switch } else { killed };
     // Replication is asynchronous: writes the old master acknowledged just before it died
     // may never have reached the replica. Every write acknowledged after the kill (by the
     // new master) must be there.
-    let lost = report.lost_on(&new_master);
+    let lost = report.lost_on(&final_master);
     let before: Vec<f64> = lost.iter().map(|o| secs(o.done, killed)).collect();
     println!(
         "[kill -9] {} acknowledged writes missing on the promoted replica, acknowledged at {:?} s relative to the kill",
@@ -109,10 +123,10 @@ fn kill_9_of_the_master_elects_a_replica_and_writes_resume() {
         &before[..before.len().min(20)]
     );
     assert!(
-        lost.iter().all(|o| o.done <= killed),
+        lost.iter().all(|o| o.done <= before_loss),
         "writes acknowledged after the kill are missing: {:?}",
         lost.iter()
-            .filter(|o| o.done > killed)
+            .filter(|o| o.done > before_loss)
             .take(5)
             .collect::<Vec<_>>()
     );

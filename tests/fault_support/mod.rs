@@ -88,6 +88,32 @@ pub fn wait_proxy_master(proxy: &Redmux, name: &str, addr: &str, timeout: Durati
     );
 }
 
+/// Waits (20 s) until every Sentinel of `t` names the same master and the proxy routes to
+/// it too, then returns it. Under CPU starvation Sentinel (down-after 1 s) can fail a
+/// freshly promoted master over again, so acknowledged writes are checked on this one.
+pub fn settled_master(t: &MasterReplica, proxy: &Redmux) -> String {
+    let mut settled = String::new();
+    must_wait(
+        Duration::from_secs(20),
+        "Sentinels and redmux to agree on the master",
+        || {
+            let masters: Vec<Option<(String, u16)>> =
+                t.sentinels.iter().map(|s| s.master_addr(&t.name)).collect();
+            let Some(Some((ip, port))) = masters.first().cloned() else {
+                return false;
+            };
+            let addr = format!("{ip}:{port}");
+            let agree = masters
+                .iter()
+                .all(|m| m.as_ref() == Some(&(ip.clone(), port)))
+                && proxy_master(proxy, &t.name).as_deref() == Some(addr.as_str());
+            settled = addr;
+            agree
+        },
+    );
+    settled
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sentinel events
 // ---------------------------------------------------------------------------------------------
@@ -142,6 +168,27 @@ impl EventLog {
             .unwrap()
             .iter()
             .find(|(_, c, p)| c == channel && p.contains(needle))
+            .map(|(t, _, _)| *t)
+    }
+
+    /// How many times `channel` was published.
+    pub fn count(&self, channel: &str) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, c, _)| c == channel)
+            .count()
+    }
+
+    /// When `channel` was last published.
+    pub fn last(&self, channel: &str) -> Option<Instant> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|(_, c, _)| c == channel)
             .map(|(t, _, _)| *t)
     }
 
