@@ -569,7 +569,7 @@ fn hello_with_a_wrong_password_keeps_the_session() {
     );
     // Still RESP2 and still admin.
     assert_eq!(
-        c.query(&["CONFIG", "GET", "port"])
+        c.query(&["CONFIG", "GET", "bind"])
             .unwrap()
             .as_array()
             .map(|a| a.len()),
