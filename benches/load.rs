@@ -48,7 +48,8 @@ struct Sample {
     seconds: f64,
     p50_us: f64,
     p99_us: f64,
-    cpu_ticks: u64,
+    /// utime and stime of the proxy during the run.
+    cpu_ticks: (u64, u64),
     peak_rss_kb: u64,
 }
 
@@ -79,15 +80,12 @@ impl Settings {
                 .unwrap_or(1),
             only: var("REDMUX_BENCH_ONLY").map(|v| v.split(',').map(String::from).collect()),
             other: var("REDMUX_BENCH_OTHER").map(PathBuf::from),
-            other_conf: var("REDMUX_BENCH_OTHER_CONF").map(|p| {
-                fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {p}: {e}"))
-            }),
+            other_conf: var("REDMUX_BENCH_OTHER_CONF")
+                .map(|p| fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {p}: {e}"))),
         }
     }
     fn wants(&self, id: &str) -> bool {
-        self.only
-            .as_ref()
-            .is_none_or(|o| o.iter().any(|s| s == id))
+        self.only.as_ref().is_none_or(|o| o.iter().any(|s| s == id))
     }
 }
 
@@ -95,17 +93,22 @@ impl Settings {
 // /proc
 // ---------------------------------------------------------------------------------------------
 
-/// utime + stime of a process (all threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
+/// (utime, stime) of a process (all threads), in clock ticks.
+fn cpu_ticks(pid: u32) -> (u64, u64) {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
+        return (0, 0);
     };
     let Some(close) = stat.rfind(')') else {
-        return 0;
+        return (0, 0);
     };
     let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    let get = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    get(11) + get(12)
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (get(11), get(12))
 }
 
 /// VmHWM (peak RSS) in kB.
@@ -201,7 +204,10 @@ fn parse_csv(text: &str) -> Vec<CsvRow> {
     let mut header: Vec<String> = Vec::new();
     let mut rows = Vec::new();
     for line in text.lines() {
-        let cells: Vec<String> = line.split(',').map(|c| c.trim_matches('"').to_string()).collect();
+        let cells: Vec<String> = line
+            .split(',')
+            .map(|c| c.trim_matches('"').to_string())
+            .collect();
         if cells.first().is_some_and(|c| c == "test") {
             header = cells;
             continue;
@@ -267,14 +273,20 @@ fn publish_run(t: &Target, subscribers: usize, seconds: f64, direct: &str) -> Sa
         assert!(r.as_array().is_some(), "SUBSCRIBE answered {r}");
         let stream = c.stream().try_clone().expect("clone");
         let (stop, received) = (stop.clone(), received.clone());
-        threads.push(std::thread::spawn(move || subscriber(stream, stop, received)));
+        threads.push(std::thread::spawn(move || {
+            subscriber(stream, stop, received)
+        }));
     }
-    must_wait(Duration::from_secs(10), "all subscribers registered", || {
-        query(direct, &["PUBSUB", "NUMSUB", CHANNEL])
-            .ok()
-            .and_then(|r| r.as_array()?.get(1)?.as_int())
-            == Some(subscribers as i64)
-    });
+    must_wait(
+        Duration::from_secs(10),
+        "all subscribers registered",
+        || {
+            query(direct, &["PUBSUB", "NUMSUB", CHANNEL])
+                .ok()
+                .and_then(|r| r.as_array()?.get(1)?.as_int())
+                == Some(subscribers as i64)
+        },
+    );
     let mut publisher = Conn::connect(&t.addr).expect("publisher connect");
     let batch: Vec<u8> = (0..PUBLISH_PIPELINE)
         .flat_map(|_| encode_command(&[b"PUBLISH".as_slice(), CHANNEL.as_bytes(), &PAYLOAD]))
@@ -320,7 +332,11 @@ fn subscriber(mut stream: TcpStream, stop: Arc<AtomicBool>, received: Arc<Atomic
             Ok(n) => {
                 received.fetch_add(n as u64, Ordering::Relaxed);
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => return,
         }
     }
@@ -370,11 +386,15 @@ impl Pool {
 
     /// Waits until `addr` answers SETs for keys of every group.
     fn wait_routable(&self, addr: &str) {
-        must_wait(Duration::from_secs(15), "proxy routes to every master", || {
-            (0..30).all(|i| {
-                query(addr, &["SET", &format!("warm{i}"), "1"]).is_ok_and(|r| r == Reply::ok())
-            })
-        });
+        must_wait(
+            Duration::from_secs(15),
+            "proxy routes to every master",
+            || {
+                (0..30).all(|i| {
+                    query(addr, &["SET", &format!("warm{i}"), "1"]).is_ok_and(|r| r == Reply::ok())
+                })
+            },
+        );
     }
 }
 
@@ -470,14 +490,20 @@ fn run_scenario(
             if let Some(pid) = t.pid {
                 reset_peak_rss(pid);
             }
-            let before = t.pid.map(cpu_ticks).unwrap_or(0);
+            let before = t.pid.map(cpu_ticks).unwrap_or((0, 0));
+            let wall = Instant::now();
             let mut s = run(t, n);
+            let wall = wall.elapsed().as_secs_f64();
             if let Some(pid) = t.pid {
-                s.cpu_ticks = cpu_ticks(pid).saturating_sub(before);
+                let after = cpu_ticks(pid);
+                s.cpu_ticks = (
+                    after.0.saturating_sub(before.0),
+                    after.1.saturating_sub(before.1),
+                );
                 s.peak_rss_kb = peak_rss_kb(pid);
             }
             eprintln!(
-                "   round {round} {:<22} {:>10.0} ops/s  p50 {:>7.0} us  p99 {:>7.0} us",
+                "   round {round} {:<22} {:>10.0} ops/s  p50 {:>7.0} us  p99 {:>7.0} us  ({wall:.1} s)",
                 t.label,
                 s.requests as f64 / s.seconds.max(1e-9),
                 s.p50_us,
@@ -495,7 +521,7 @@ fn run_scenario(
 
 fn print_table(outcomes: &[Outcome]) {
     let tps = ticks_per_second();
-    println!("| scenario | target | ops/s | vs direct | p50 us | p99 us | proxy CPU us/req | proxy peak RSS MB |");
+    println!("| scenario | target | ops/s | vs direct | p50 us | p99 us | proxy CPU us/req (user + sys) | proxy peak RSS MB |");
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for o in outcomes {
         let mut direct_rate = None;
@@ -516,11 +542,15 @@ fn print_table(outcomes: &[Outcome]) {
                 Some(d) => format!("{:.2}", rate / d),
             };
             let (cpu, rss) = if pid.is_some() {
-                let ticks: u64 = samples.iter().map(|s| s.cpu_ticks).sum();
-                let reqs: u64 = samples.iter().map(|s| s.requests).sum();
-                let us = ticks as f64 / tps * 1e6 / reqs.max(1) as f64;
+                let user: u64 = samples.iter().map(|s| s.cpu_ticks.0).sum();
+                let sys: u64 = samples.iter().map(|s| s.cpu_ticks.1).sum();
+                let reqs = samples.iter().map(|s| s.requests).sum::<u64>().max(1) as f64;
+                let us = |ticks: u64| ticks as f64 / tps * 1e6 / reqs;
                 let rss = samples.iter().map(|s| s.peak_rss_kb).max().unwrap_or(0);
-                (format!("{us:.2}"), format!("{:.1}", rss as f64 / 1024.0))
+                (
+                    format!("{:.2} ({:.2} + {:.2})", us(user + sys), us(user), us(sys)),
+                    format!("{:.1}", rss as f64 / 1024.0),
+                )
             } else {
                 ("-".into(), "-".into())
             };
@@ -576,72 +606,133 @@ fn main() {
         .clone()
         .unwrap_or_else(|| OTHER_TEMPLATE.to_string());
 
-    // One group: direct Redis vs redmux (vs the other proxy).
+    // One group: direct Redis vs redmux (vs the other proxy). Fresh proxies for every
+    // scenario, so each peak RSS is that scenario's own.
+    let started = Instant::now();
     let single = Pool::start("g", 1);
-    let redmux1 = single.redmux(settings.workers);
-    let other1 = settings
-        .other
-        .as_ref()
-        .map(|b| Other::start(b, &template, &single, settings.workers));
     let direct = target("redis direct", single.masters[0].addr(), None);
-    let rm = target(
-        &format!("redmux {}w", settings.workers),
-        redmux1.addr(),
-        redmux1.pid(),
-    );
-    let ot = other1
-        .as_ref()
-        .map(|o| target("other proxy", o.addr.clone(), Some(o.child.id())));
-    let mut targets: Vec<&Target> = vec![&direct, &rm];
-    targets.extend(ot.as_ref());
-
     let mut outcomes = Vec::new();
     let get_set = |clients: u64, pipeline: u64, size: u64| {
         rb_runner(move |n| {
             let mut a = strings(&["-t", "set,get", "-r", "100000"]);
             a.extend(["-c".into(), clients.to_string(), "-n".into(), n.to_string()]);
-            a.extend(["-P".into(), pipeline.to_string(), "-d".into(), size.to_string()]);
+            a.extend([
+                "-P".into(),
+                pipeline.to_string(),
+                "-d".into(),
+                size.to_string(),
+            ]);
             a
         })
     };
     let basic: [(&str, &str, u64, u64, u64, u64); 4] = [
         ("get_set_50", "GET/SET 32 B, 50 clients", 50, 1, 32, 20_000),
-        ("pipeline_16", "GET/SET 32 B, 50 clients, pipeline 16", 50, 16, 32, 200_000),
-        ("clients_500", "GET/SET 32 B, 500 clients", 500, 1, 32, 20_000),
-        ("value_16k", "GET/SET 16 KB, 50 clients", 50, 1, 16384, 5_000),
+        (
+            "pipeline_16",
+            "GET/SET 32 B, 50 clients, pipeline 16",
+            50,
+            16,
+            32,
+            200_000,
+        ),
+        (
+            "clients_500",
+            "GET/SET 32 B, 500 clients",
+            500,
+            1,
+            32,
+            20_000,
+        ),
+        (
+            "value_16k",
+            "GET/SET 16 KB, 50 clients",
+            50,
+            1,
+            16384,
+            5_000,
+        ),
     ];
     for (id, title, clients, pipeline, size, calib) in basic {
         if settings.wants(id) {
+            let procs = Proxies::start(&settings, &template, &single, settings.workers);
             let run = get_set(clients, pipeline, size);
-            outcomes.push(run_scenario(&settings, title, &targets, calib, clients * 20, &run));
+            let targets = procs.targets(&direct);
+            outcomes.push(run_scenario(
+                &settings,
+                title,
+                &targets,
+                calib,
+                clients * 20,
+                &run,
+            ));
         }
     }
     if settings.wants("publish_100") {
+        let procs = Proxies::start(&settings, &template, &single, settings.workers);
         let direct_addr = single.masters[0].addr();
         let secs = settings.seconds;
-        let run: Runner<'_> = Box::new(move |t: &Target, _n: u64| publish_run(t, 100, secs / 2.0, &direct_addr));
-        outcomes.push(run_scenario(&settings, "PUBLISH 32 B to 100 subscribers", &targets, 0, 0, &run));
+        let run: Runner<'_> =
+            Box::new(move |t: &Target, _n: u64| publish_run(t, 100, secs / 2.0, &direct_addr));
+        let targets = procs.targets(&direct);
+        let title = "PUBLISH 32 B to 100 subscribers";
+        outcomes.push(run_scenario(&settings, title, &targets, 0, 0, &run));
     }
     if settings.wants("workers_2") {
-        let redmux2 = single.redmux(2);
-        let other2 = settings.other.as_ref().map(|b| Other::start(b, &template, &single, 2));
-        let rm2 = target("redmux 2w", redmux2.addr(), redmux2.pid());
-        let ot2 = other2
-            .as_ref()
-            .map(|o| target("other proxy 2w", o.addr.clone(), Some(o.child.id())));
-        let mut t2: Vec<&Target> = vec![&direct, &rm, &rm2];
-        t2.extend(ot.as_ref());
-        t2.extend(ot2.as_ref());
+        let one = Proxies::start(&settings, &template, &single, 1);
+        let two = Proxies::start(&settings, &template, &single, 2);
+        let (a, b) = (one.targets(&direct), two.targets(&direct));
+        // direct, redmux 1w, redmux 2w, other 1w, other 2w
+        let mut t2: Vec<&Target> = vec![a[0], a[1], b[1]];
+        t2.extend(a.get(2));
+        t2.extend(b.get(2));
         let run = get_set(50, 1, 32);
-        outcomes.push(run_scenario(&settings, "GET/SET 32 B, 50 clients, 1 vs 2 workers", &t2, 20_000, 1000, &run));
+        let title = "GET/SET 32 B, 50 clients, 1 vs 2 workers";
+        outcomes.push(run_scenario(&settings, title, &t2, 20_000, 1000, &run));
     }
-    drop(other1);
-    drop(redmux1);
-
     if settings.wants("mget_3_groups") {
         outcomes.push(mget_scenario(&settings, &template, &single.masters[0]));
     }
     print_table(&outcomes);
+    eprintln!("total {:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// redmux and (when configured) the other proxy in front of one pool, with their targets.
+struct Proxies {
+    _redmux: Redmux,
+    _other: Option<Other>,
+    targets: Vec<Target>,
+}
+
+impl Proxies {
+    fn start(settings: &Settings, template: &str, pool: &Pool, workers: usize) -> Proxies {
+        let redmux = pool.redmux(workers);
+        let other = settings
+            .other
+            .as_ref()
+            .map(|b| Other::start(b, template, pool, workers));
+        let mut targets = vec![target(
+            &format!("redmux {workers}w"),
+            redmux.addr(),
+            redmux.pid(),
+        )];
+        targets.extend(other.as_ref().map(|o| {
+            target(
+                &format!("other proxy {workers}w"),
+                o.addr.clone(),
+                Some(o.child.id()),
+            )
+        }));
+        Proxies {
+            _redmux: redmux,
+            _other: other,
+            targets,
+        }
+    }
+
+    /// `direct`, then redmux, then the other proxy.
+    fn targets<'a>(&'a self, direct: &'a Target) -> Vec<&'a Target> {
+        std::iter::once(direct).chain(self.targets.iter()).collect()
+    }
 }
 
 /// MGET of 10 keys: one Redis holding them all vs redmux over three groups.
@@ -671,10 +762,15 @@ fn mget_scenario(settings: &Settings, template: &str, direct_server: &RedisServe
         .count();
     assert_eq!(filled, 3, "the MGET keys must span all three groups");
     let direct = target("redis direct (1 server)", direct_server.addr(), None);
-    let rm = target(&format!("redmux {}w", settings.workers), proxy.addr(), proxy.pid());
-    let ot = other
-        .as_ref()
-        .map(|o| target("other proxy", o.addr.clone(), Some(o.child.id())));
+    let rm = target(
+        &format!("redmux {}w", settings.workers),
+        proxy.addr(),
+        proxy.pid(),
+    );
+    let ot = other.as_ref().map(|o| {
+        let label = format!("other proxy {}w", settings.workers);
+        target(&label, o.addr.clone(), Some(o.child.id()))
+    });
     let mut targets: Vec<&Target> = vec![&direct, &rm];
     targets.extend(ot.as_ref());
     let run = rb_runner(move |n| {
@@ -684,5 +780,12 @@ fn mget_scenario(settings: &Settings, template: &str, direct_server: &RedisServe
         a.extend(mget_keys());
         a
     });
-    run_scenario(settings, "MGET 10 keys over 3 groups, 50 clients", &targets, 20_000, 1000, &run)
+    run_scenario(
+        settings,
+        "MGET 10 keys over 3 groups, 50 clients",
+        &targets,
+        20_000,
+        1000,
+        &run,
+    )
 }

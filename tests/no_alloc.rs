@@ -177,7 +177,10 @@ fn library_hot_path_does_not_allocate_per_request() {
         hot_path(&mut parser, &mut scanner, &sharding, &input, &replies);
     let allocations = mine() - before;
     assert_eq!((requests, framed), (N, N));
-    assert!(groups > 0, "keys all routed to group 0: routing not exercised");
+    assert!(
+        groups > 0,
+        "keys all routed to group 0: routing not exercised"
+    );
     eprintln!("library hot path: {allocations} allocations for {N} requests");
     assert!(
         allocations * 100 < N as u64,
@@ -229,9 +232,11 @@ fn start_in_process(sentinel: &Sentinel) -> (Arc<Proxy>, String) {
     config.sentinel_pool.refresh_interval = Duration::from_secs(3600);
     let cell = Arc::new(TopologyCell::new(Topology::unknown(&["g0".to_string()])));
     redmux::discovery::spawn(config.sentinel_pool.clone(), cell.clone()).expect("discovery");
-    must_wait(Duration::from_secs(10), "discovery finds the master", || {
-        cell.load().groups[0].master.is_some()
-    });
+    must_wait(
+        Duration::from_secs(10),
+        "discovery finds the master",
+        || cell.load().groups[0].master.is_some(),
+    );
     let proxy = Arc::new(Proxy::new(config, cell));
     let handles = start_workers(proxy.clone()).expect("start worker");
     // The worker threads run until the test process exits.
