@@ -220,16 +220,21 @@ fn round_trip(
 /// Starts redmux's discovery and one worker in this process, against `sentinel`.
 fn start_in_process(sentinel: &Sentinel) -> (Arc<Proxy>, String) {
     let port = free_port();
-    let mut config = Config::default();
-    config.bind = format!("127.0.0.1:{port}").parse().expect("bind address");
-    config.worker_threads = 1;
-    config.sentinel_pool.sentinels = vec![sentinel.addr()];
-    config.sentinel_pool.groups = vec![GroupConfig {
-        name: "g0".into(),
-        servers: Vec::new(),
-    }];
-    // No periodic Sentinel polls while allocations are counted.
-    config.sentinel_pool.refresh_interval = Duration::from_secs(3600);
+    let config = Config {
+        bind: format!("127.0.0.1:{port}").parse().expect("bind address"),
+        worker_threads: 1,
+        sentinel_pool: SentinelPoolConfig {
+            sentinels: vec![sentinel.addr()],
+            groups: vec![GroupConfig {
+                name: "g0".into(),
+                servers: Vec::new(),
+            }],
+            // No periodic Sentinel polls while allocations are counted.
+            refresh_interval: Duration::from_secs(3600),
+            ..SentinelPoolConfig::default()
+        },
+        ..Config::default()
+    };
     let cell = Arc::new(TopologyCell::new(Topology::unknown(&["g0".to_string()])));
     redmux::discovery::spawn(config.sentinel_pool.clone(), cell.clone()).expect("discovery");
     must_wait(
