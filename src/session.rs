@@ -161,14 +161,18 @@ where
     let mut rbuf = BytesMut::new();
     let query_limit = ctx.proxy.config.client_query_buffer_limit;
     let mut sniffing = true;
+    // Grows while reads fill the buffer (pipelining clients), so a busy client gets big
+    // buffers (few allocations) and a quiet one small ones (little memory).
+    let mut read_size = READ_START;
     'read: loop {
         shared.wait_room(MAX_QUEUED).await;
         if shared.is_closed() {
             break;
         }
-        if rbuf.capacity() - rbuf.len() < READ_START / 2 {
-            rbuf.reserve(rbuf.capacity().clamp(READ_START, READ_CHUNK));
+        if rbuf.capacity() - rbuf.len() < (read_size / 16).max(READ_START / 2) {
+            rbuf.reserve(read_size);
         }
+        let room = rbuf.capacity() - rbuf.len();
         let idle = ctx.proxy.live.client_timeout();
         let read = tokio::select! {
             r = read_some(&mut reader, &mut rbuf, idle) => r,
@@ -182,6 +186,9 @@ where
             Some(Ok(n)) => {
                 client.now = Instant::now();
                 shared.count_in(n);
+                if n == room && read_size < READ_CHUNK {
+                    read_size *= 2;
+                }
             }
             None => {
                 if shared.pending() == 0 && client.pubsub.is_none() {

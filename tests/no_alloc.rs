@@ -236,13 +236,18 @@ fn start_in_process(sentinel: &Sentinel) -> (Arc<Proxy>, String) {
         ..Config::default()
     };
     let cell = Arc::new(TopologyCell::new(Topology::unknown(&["g0".to_string()])));
-    redmux::discovery::spawn(config.sentinel_pool.clone(), cell.clone()).expect("discovery");
+    let proxy = Arc::new(Proxy::new(config, cell.clone()));
+    redmux::discovery::spawn(
+        proxy.config.sentinel_pool.clone(),
+        cell.clone(),
+        proxy.metrics.discovery.clone(),
+    )
+    .expect("discovery");
     must_wait(
         Duration::from_secs(10),
         "discovery finds the master",
         || cell.load().groups[0].master.is_some(),
     );
-    let proxy = Arc::new(Proxy::new(config, cell));
     let handles = start_workers(proxy.clone()).expect("start worker");
     // The worker threads run until the test process exits.
     std::mem::forget(handles);
