@@ -425,14 +425,17 @@ impl Client {
             ));
             return true;
         }
-        let Some(rights) = self.rights.clone() else {
+        // Taken out and put back rather than cloned: no shared reference count per request.
+        let Some(rights) = self.rights.take() else {
             if !matches!(spec.name, "auth" | "hello" | "quit" | "reset") {
                 self.error("NOAUTH Authentication required.");
                 return true;
             }
             return self.local(spec, &args).await;
         };
-        if let Err(text) = self.check_rights(&rights, spec, &args) {
+        let allowed = self.check_rights(&rights, spec, &args);
+        self.rights = Some(rights);
+        if let Err(text) = allowed {
             self.refuse_in_multi();
             self.error(&text);
             return true;

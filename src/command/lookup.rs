@@ -58,11 +58,45 @@ pub(super) const fn kn(key_num_idx: u16, first_key: u16, key_step: u16) -> FindK
 }
 
 /// Binary search for an already lowercased name.
+/// Slots of the open-addressing index over [`COMMANDS`] (a power of two, well above the
+/// number of specs so probes stay short).
+const INDEX_SLOTS: usize = 2048;
+
+/// FNV-1a: a few instructions per byte, plenty for a fixed set of short names.
+fn name_hash(name: &[u8]) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in name {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    h as usize
+}
+
+/// Position + 1 of each spec in [`COMMANDS`], by hash of its name (0 = empty slot).
+fn index() -> &'static [u16; INDEX_SLOTS] {
+    static INDEX: std::sync::OnceLock<Box<[u16; INDEX_SLOTS]>> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut slots = Box::new([0u16; INDEX_SLOTS]);
+        for (i, spec) in COMMANDS.iter().enumerate() {
+            let mut at = name_hash(spec.name.as_bytes()) & (INDEX_SLOTS - 1);
+            while slots[at] != 0 {
+                at = (at + 1) & (INDEX_SLOTS - 1);
+            }
+            slots[at] = i as u16 + 1;
+        }
+        slots
+    })
+}
+
 fn find(lower: &[u8]) -> Option<&'static CommandSpec> {
-    COMMANDS
-        .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
-        .ok()
-        .map(|i| &COMMANDS[i])
+    let slots = index();
+    let mut at = name_hash(lower) & (INDEX_SLOTS - 1);
+    loop {
+        let spec = &COMMANDS[(*slots.get(at)?).checked_sub(1)? as usize];
+        if spec.name.as_bytes() == lower {
+            return Some(spec);
+        }
+        at = (at + 1) & (INDEX_SLOTS - 1);
+    }
 }
 
 /// Lowercases `parts` joined by `|` into `buf`; `None` when it does not fit.
