@@ -104,7 +104,7 @@ fn silent_replica_fails_only_its_own_reads_and_is_retried() {
         let info = proxy_servers(&proxy);
         t.replicas
             .iter()
-            .all(|r| info.contains(&format!("server_{}:", r.addr())))
+            .all(|r| info.contains(&format!("addr={},", r.addr())))
     });
     assert_eq!(proxy.cmd(&["SET", "rk", "value"]), Reply::ok());
     for r in &t.replicas {

@@ -72,9 +72,14 @@ pub fn proxy_servers(proxy: &Redmux) -> String {
 
 /// The master the proxy's INFO servers section names for `name`.
 pub fn proxy_master(proxy: &Redmux, name: &str) -> Option<String> {
+    // Lines look like `group0:name=mymaster,master=127.0.0.1:6380,replicas=1,...`.
     let info = proxy.try_cmd(&["INFO", "servers"]).ok()?.to_string();
-    let line = info_field(&info, &format!("group_{name}"))?;
-    line.split(',')
+    let wanted = format!("name={name}");
+    info.lines()
+        .filter(|l| l.starts_with("group"))
+        .filter_map(|l| l.split_once(':').map(|(_, v)| v))
+        .find(|v| v.split(',').any(|kv| kv == wanted))?
+        .split(',')
         .find_map(|kv| kv.strip_prefix("master="))
         .map(str::to_string)
 }
