@@ -8,7 +8,6 @@
 //! runs a 6 s smoke of the same code.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
