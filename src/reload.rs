@@ -73,6 +73,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.metrics_bind != new.metrics_bind {
         out.push("metrics.bind");
     }
+    if old.tls != new.tls {
+        out.push("tls (the certificate files themselves reload when they change)");
+    }
     if old.log_format != new.log_format {
         out.push("log_format");
     }

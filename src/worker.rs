@@ -359,6 +359,12 @@ async fn drain(ctx: &Rc<WorkerCtx>) {
 impl WorkerCtx {
     /// Registers a session for draining.
     pub fn register(&self, shared: &Rc<ClientShared>) {
-        self.sessions.borrow_mut().push(Rc::downgrade(shared));
+        let mut sessions = self.sessions.borrow_mut();
+        // Ended sessions leave a Weak that keeps their allocation: drop those whenever
+        // the list would grow, so its size follows the live sessions (amortised O(1)).
+        if sessions.len() == sessions.capacity() {
+            sessions.retain(|s| s.strong_count() > 0);
+        }
+        sessions.push(Rc::downgrade(shared));
     }
 }

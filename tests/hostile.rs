@@ -78,7 +78,7 @@ fn attack(addr: &str, kind: Kind, rng: &mut XorShift) -> Option<TcpStream> {
     let _ = match kind {
         Kind::OversizedHeader => {
             let mut h = b"*1\r\n$".to_vec();
-            h.extend(std::iter::repeat_n(b'9', 200));
+            h.extend_from_slice(&[b'9'; 200]);
             h.extend_from_slice(b"\r\n*1\r\n$536870913\r\n");
             s.write_all(&h)
         }
