@@ -66,19 +66,24 @@ struct Settings {
 }
 
 impl Settings {
+    /// Under `cargo test` (no `--bench` argument) a one-round, one-second smoke of the
+    /// 50-client scenario checks the harness still works without a benchmark's cost.
     fn from_env() -> Settings {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let full = std::env::args().any(|a| a == "--bench");
         Settings {
             seconds: var("REDMUX_BENCH_SECONDS")
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(3.0),
+                .unwrap_or(if full { 3.0 } else { 1.0 }),
             rounds: var("REDMUX_BENCH_ROUNDS")
                 .and_then(|v| v.parse().ok())
-                .unwrap_or(2),
+                .unwrap_or(if full { 2 } else { 1 }),
             workers: var("REDMUX_BENCH_WORKERS")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1),
-            only: var("REDMUX_BENCH_ONLY").map(|v| v.split(',').map(String::from).collect()),
+            only: var("REDMUX_BENCH_ONLY")
+                .or_else(|| (!full).then(|| "get_set_50".to_string()))
+                .map(|v| v.split(',').map(String::from).collect()),
             other: var("REDMUX_BENCH_OTHER").map(PathBuf::from),
             other_conf: var("REDMUX_BENCH_OTHER_CONF")
                 .map(|p| fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {p}: {e}"))),
