@@ -55,6 +55,11 @@ fn main() -> ExitCode {
         config.metrics_bind = Some(m);
     }
     if cli.check {
+        // The certificate files are part of what must work at start.
+        if let Some(Err(e)) = config.tls.as_ref().map(redmux::tls::ClientTls::load) {
+            eprintln!("{}: [tls]: {e}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
         println!("{}: configuration is valid", path.display());
         return ExitCode::SUCCESS;
     }
