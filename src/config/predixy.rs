@@ -834,6 +834,22 @@ SentinelServerPool {
     }
 
     #[test]
+    fn backend_tls_directives() {
+        let text = POOL_OK.replace(
+            " Group g1",
+            " Tls yes\n SentinelTls yes\n TlsInsecureSkipVerify yes\n TlsServerName r.local\n Group g1",
+        );
+        let tls = parse(&text).expect("loads").sentinel_pool.tls;
+        assert!(tls.servers && tls.sentinels && tls.insecure_skip_verify);
+        assert_eq!(tls.server_name.as_deref(), Some("r.local"));
+        let no_ca = POOL_OK.replace(" Group g1", " Tls yes\n Group g1");
+        let p = problems(&no_ca);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, 5);
+        assert!(p[0].1.contains("TlsCa"), "{p:?}");
+    }
+
+    #[test]
     fn no_authority_means_no_auth() {
         let cfg = parse(POOL_OK).expect("loads");
         assert_eq!(cfg.auth, None);

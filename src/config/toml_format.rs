@@ -566,6 +566,27 @@ name = "g2"
     }
 
     #[test]
+    fn backend_tls_keys() {
+        let text = POOL_OK.replace(
+            "sentinels =",
+            "tls = true\nsentinel_tls = true\ntls_ca = \"/ca.pem\"\ntls_cert = \"/c.pem\"\n\
+             tls_key = \"/k.pem\"\ntls_server_name = \"redis.local\"\nsentinels =",
+        );
+        let tls = parse(&text).expect("loads").sentinel_pool.tls;
+        assert!(tls.servers && tls.sentinels && !tls.insecure_skip_verify);
+        assert_eq!(tls.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert_eq!(tls.key.as_deref(), Some(std::path::Path::new("/k.pem")));
+        assert_eq!(tls.server_name.as_deref(), Some("redis.local"));
+        let no_ca = POOL_OK.replace("sentinels =", "sentinel_tls = true\nsentinels =");
+        one_problem(&no_ca, 2, "tls_insecure_skip_verify");
+        let half = POOL_OK.replace(
+            "sentinels =",
+            "tls = true\ntls_insecure_skip_verify = true\ntls_cert = \"/c.pem\"\nsentinels =",
+        );
+        one_problem(&half, 2, "tls_key");
+    }
+
+    #[test]
     fn minimal_file_uses_defaults() {
         let cfg = parse(POOL_OK).expect("loads");
         let mut expected = Config::default();
