@@ -16,6 +16,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+/// TLS for the servers and for the Sentinels, each `None` when it is off.
+pub type ServersAndSentinels = (Option<Arc<BackendTls>>, Option<Arc<BackendTls>>);
+
 /// The TLS client side for backend or Sentinel connections.
 pub struct BackendTls {
     connector: TlsConnector,
@@ -65,9 +68,7 @@ impl BackendTls {
     }
 
     /// Loads the servers' and the Sentinels' TLS, each `None` when it is off.
-    pub fn load_both(
-        cfg: &BackendTlsConfig,
-    ) -> Result<(Option<Arc<BackendTls>>, Option<Arc<BackendTls>>), String> {
+    pub fn load_both(cfg: &BackendTlsConfig) -> Result<ServersAndSentinels, String> {
         if !cfg.enabled() {
             return Ok((None, None));
         }
