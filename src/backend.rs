@@ -14,6 +14,7 @@
 //! owned by one session, without the request timeout, and for subscriptions in
 //! passthrough mode: every frame read goes straight to the client.
 
+use crate::backend_tls::BackendStream;
 use crate::protocol::{encode_request, ReplyScanner};
 use crate::session::ClientShared;
 use crate::topology::ServerAddr;
@@ -22,7 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -42,6 +43,8 @@ pub struct LinkSettings {
     pub server_failure_limit: u32,
     pub server_retry_timeout: Duration,
     pub keep_alive: Duration,
+    /// TLS to the servers (`[sentinel_pool] tls`); `None` = plain TCP.
+    pub tls: Option<std::sync::Arc<crate::backend_tls::BackendTls>>,
 }
 
 /// Identifies a shared link within a worker.
@@ -331,7 +334,24 @@ impl Link {
             }
             st.status = Status::Up;
         }
-        let (mut reader, writer) = stream.into_split();
+        match stream {
+            // Plain TCP keeps the lock-free owned halves on the hot path.
+            BackendStream::Plain(tcp) => {
+                let (reader, writer) = tcp.into_split();
+                self.run_halves(reader, writer, generation).await;
+            }
+            BackendStream::Tls(tls) => {
+                let (reader, writer) = tokio::io::split(*tls);
+                self.run_halves(reader, writer, generation).await;
+            }
+        }
+    }
+
+    async fn run_halves<R, W>(self: Rc<Self>, mut reader: R, writer: W, generation: u64)
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin + 'static,
+    {
         let me = self.clone();
         let writer_task = tokio::task::spawn_local(async move {
             me.write_loop(writer, generation).await;
@@ -344,29 +364,37 @@ impl Link {
     }
 
     /// Connects, sets socket options and runs the handshake (AUTH, HELLO 3, SELECT).
-    async fn connect(&self) -> Result<TcpStream, String> {
+    async fn connect(&self) -> Result<BackendStream, String> {
         let limit = if self.settings.server_timeout.is_zero() {
             DEFAULT_CONNECT_TIMEOUT
         } else {
             self.settings.server_timeout.max(Duration::from_millis(500))
         };
         let addr: &str = &self.key.addr;
-        let mut stream = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        let tcp = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
             Err(_) => return Err("connect timed out".into()),
             Ok(Err(e)) => return Err(format!("unreachable: {e}")),
             Ok(Ok(s)) => s,
         };
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
         if !self.settings.keep_alive.is_zero() {
             let ka = socket2::TcpKeepalive::new().with_time(self.settings.keep_alive);
-            let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
+            let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&ka);
         }
+        let mut stream = match &self.settings.tls {
+            None => BackendStream::Plain(tcp),
+            Some(tls) => match tokio::time::timeout(limit, tls.handshake(tcp, addr)).await {
+                Err(_) => return Err("TLS handshake failed: timed out".into()),
+                Ok(r) => r?,
+            },
+        };
         let (hello, count) = self.handshake();
         if count == 0 {
             return Ok(stream);
         }
         let exchange = async {
             stream.write_all(&hello).await.map_err(|e| e.to_string())?;
+            stream.flush().await.map_err(|e| e.to_string())?;
             read_replies(&mut stream, count).await
         };
         let replies = match tokio::time::timeout(limit, exchange).await {
@@ -412,11 +440,7 @@ impl Link {
         (out, count)
     }
 
-    async fn write_loop(
-        self: Rc<Self>,
-        mut writer: tokio::net::tcp::OwnedWriteHalf,
-        generation: u64,
-    ) {
+    async fn write_loop<W: AsyncWrite + Unpin>(self: Rc<Self>, mut writer: W, generation: u64) {
         let mut batch = BytesMut::new();
         loop {
             {
@@ -433,7 +457,11 @@ impl Link {
                 self.wake_writer.notified().await;
                 continue;
             }
-            if let Err(e) = writer.write_all(&batch).await {
+            let written = match writer.write_all(&batch).await {
+                Ok(()) => writer.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
                 tracing::debug!(server = %self.key.addr, error = %e, "write failed");
                 // The reader sees the broken connection and fails the requests.
                 return;
@@ -442,9 +470,9 @@ impl Link {
         }
     }
 
-    async fn read_loop(
+    async fn read_loop<R: AsyncRead + Unpin>(
         &self,
-        reader: &mut tokio::net::tcp::OwnedReadHalf,
+        reader: &mut R,
         generation: u64,
     ) -> Result<(), String> {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -607,6 +635,7 @@ fn is_handshake_refusal(reason: &str) -> bool {
         || reason.starts_with("rejected the configured password")
         || reason.starts_with("has no password set")
         || reason.starts_with("refused the connection handshake")
+        || reason.starts_with("TLS handshake failed")
 }
 
 fn log_refusal_once(addr: &str, reason: &str) {
@@ -646,7 +675,10 @@ fn bulk_remaining(buf: &[u8]) -> Option<usize> {
 }
 
 /// Reads `count` complete replies from a fresh connection (handshake and Sentinel use).
-pub async fn read_replies(stream: &mut TcpStream, count: usize) -> Result<Vec<Bytes>, String> {
+pub async fn read_replies<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    count: usize,
+) -> Result<Vec<Bytes>, String> {
     let mut buf = BytesMut::with_capacity(4096);
     let mut scanner = ReplyScanner::new();
     let mut out = Vec::with_capacity(count);

@@ -95,6 +95,35 @@ pub struct SentinelPoolConfig {
     /// `host:port` of every Sentinel; hostnames are resolved at each connect.
     pub sentinels: Vec<String>,
     pub groups: Vec<GroupConfig>,
+    /// TLS to the Redis servers and the Sentinels.
+    pub tls: BackendTlsConfig,
+}
+
+/// TLS from redmux to the servers and Sentinels (`[sentinel_pool]` `tls`, `sentinel_tls`,
+/// `tls_ca`, ...; predixy-style `Tls`, `SentinelTls`, `TlsCa`, ... in the pool).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackendTlsConfig {
+    /// Connect to the Redis servers over TLS.
+    pub servers: bool,
+    /// Connect to the Sentinels over TLS.
+    pub sentinels: bool,
+    /// PEM CA certificates that sign the servers' certificates.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain, for servers that require one.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub key: Option<PathBuf>,
+    /// Name to send (SNI) and verify instead of each address' host part.
+    pub server_name: Option<String>,
+    /// Accept any server certificate (testing only).
+    pub insecure_skip_verify: bool,
+}
+
+impl BackendTlsConfig {
+    /// True when any connection uses TLS.
+    pub fn enabled(&self) -> bool {
+        self.servers || self.sentinels
+    }
 }
 
 impl Default for SentinelPoolConfig {
@@ -118,6 +147,7 @@ impl Default for SentinelPoolConfig {
             sentinel_password: None,
             sentinels: Vec::new(),
             groups: Vec::new(),
+            tls: BackendTlsConfig::default(),
         }
     }
 }
@@ -428,6 +458,8 @@ pub(crate) struct SourceLines {
     pub missing_pool: bool,
     pub databases: usize,
     pub refresh_interval: usize,
+    /// The pool's first TLS setting.
+    pub backend_tls: usize,
     pub sentinels: Vec<usize>,
     pub groups: Vec<usize>,
     pub group_servers: Vec<Vec<usize>>,
@@ -558,6 +590,36 @@ fn check_pool(pool: &SentinelPoolConfig, lines: &SourceLines, out: &mut Vec<Conf
     }
     check_sentinels(pool, lines, out);
     check_groups(pool, lines, out);
+    check_backend_tls(&pool.tls, lines, out);
+}
+
+fn check_backend_tls(tls: &BackendTlsConfig, lines: &SourceLines, out: &mut Vec<ConfigProblem>) {
+    if !tls.enabled() {
+        return;
+    }
+    if tls.ca.is_none() && !tls.insecure_skip_verify {
+        out.push(ConfigProblem::new(
+            lines.backend_tls,
+            "backend TLS needs a CA to verify the servers (expected tls_ca = \"FILE\" / TlsCa FILE, \
+             or tls_insecure_skip_verify = true / TlsInsecureSkipVerify yes to accept any certificate)",
+        ));
+    }
+    if tls.cert.is_some() != tls.key.is_some() {
+        out.push(ConfigProblem::new(
+            lines.backend_tls,
+            "a backend TLS client certificate needs both tls_cert and tls_key (TlsCert and TlsKey)",
+        ));
+    }
+    if tls
+        .server_name
+        .as_deref()
+        .is_some_and(|n| rustls::pki_types::ServerName::try_from(n).is_err())
+    {
+        out.push(ConfigProblem::new(
+            lines.backend_tls,
+            "bad tls_server_name (expected a DNS name or an IP address)",
+        ));
+    }
 }
 
 fn check_sentinels(pool: &SentinelPoolConfig, lines: &SourceLines, out: &mut Vec<ConfigProblem>) {

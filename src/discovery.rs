@@ -8,6 +8,7 @@
 //! thread and never touches a backend link: workers pick the new snapshot up themselves.
 
 use crate::backend::read_replies;
+use crate::backend_tls::{BackendStream, BackendTls};
 use crate::config::SentinelPoolConfig;
 use crate::metrics::DiscoveryStats;
 use crate::protocol::{encode_request, Value};
@@ -41,6 +42,8 @@ pub fn spawn(
     cell: Arc<TopologyCell>,
     stats: Arc<DiscoveryStats>,
 ) -> std::io::Result<()> {
+    let (_, tls) =
+        crate::backend_tls::BackendTls::load_both(&pool.tls).map_err(std::io::Error::other)?;
     std::thread::Builder::new()
         .name("redmux-discovery".into())
         .spawn(move || {
@@ -55,13 +58,15 @@ pub fn spawn(
                 }
             };
             let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, Discovery::new(pool, cell, stats).run());
+            local.block_on(&rt, Discovery::new(pool, tls, cell, stats).run());
         })?;
     Ok(())
 }
 
 struct Discovery {
     pool: SentinelPoolConfig,
+    /// TLS to the Sentinels (`sentinel_tls`).
+    tls: Option<Arc<BackendTls>>,
     cell: Arc<TopologyCell>,
     /// Configured Sentinels plus those learned from `SENTINEL sentinels`.
     sentinels: std::cell::RefCell<Vec<String>>,
@@ -79,11 +84,13 @@ struct Discovery {
 impl Discovery {
     fn new(
         pool: SentinelPoolConfig,
+        tls: Option<Arc<BackendTls>>,
         cell: Arc<TopologyCell>,
         stats: Arc<DiscoveryStats>,
     ) -> Rc<Discovery> {
         Rc::new(Discovery {
             stats,
+            tls,
             sentinels: std::cell::RefCell::new(pool.sentinels.clone()),
             subscribed: std::cell::RefCell::new(HashSet::new()),
             refused: std::cell::RefCell::new(HashSet::new()),
@@ -121,9 +128,11 @@ impl Discovery {
         let mut tasks = Vec::new();
         for s in &sentinels {
             let pool = self.pool.clone();
+            let tls = self.tls.clone();
             let addr = s.clone();
             tasks.push(tokio::task::spawn_local(async move {
-                tokio::time::timeout(SENTINEL_TIMEOUT * 2, query_sentinel(&pool, &addr))
+                let query = query_sentinel(&pool, tls.as_deref(), &addr);
+                tokio::time::timeout(SENTINEL_TIMEOUT * 2, query)
                     .await
                     .unwrap_or_else(|_| Err("timed out".into()))
             }));
@@ -139,6 +148,11 @@ impl Discovery {
                 Ok(Err(e)) if e.starts_with("sentinel refused the password") => {
                     if self.refused.borrow_mut().insert(addr.clone()) {
                         tracing::error!(sentinel = %addr, error = %e, "check `sentinel_password`/`sentinel_user`");
+                    }
+                }
+                Ok(Err(e)) if e.starts_with("TLS handshake failed") => {
+                    if self.refused.borrow_mut().insert(addr.clone()) {
+                        tracing::error!(sentinel = %addr, error = %e, "check `sentinel_tls` and `tls_ca`");
                     }
                 }
                 Ok(Err(e)) => {
@@ -240,10 +254,11 @@ impl Discovery {
         addr: &str,
         connected: &std::cell::Cell<bool>,
     ) -> Result<(), String> {
-        let mut stream = connect_sentinel(&self.pool, addr).await?;
+        let mut stream = connect_sentinel(&self.pool, self.tls.as_deref(), addr).await?;
         let mut req = BytesMut::new();
         encode_request(&mut req, &[b"PSUBSCRIBE", b"*"]);
         stream.write_all(&req).await.map_err(|e| e.to_string())?;
+        stream.flush().await.map_err(|e| e.to_string())?;
         read_replies(&mut stream, 1).await?;
         connected.set(true);
         self.stats.sentinel_up();
@@ -456,12 +471,22 @@ fn log_changes(old: &Topology, new: &Topology) {
 }
 
 /// Connects to a Sentinel and authenticates when a Sentinel password is set.
-async fn connect_sentinel(pool: &SentinelPoolConfig, addr: &str) -> Result<TcpStream, String> {
-    let mut stream = tokio::time::timeout(SENTINEL_TIMEOUT, TcpStream::connect(addr))
+async fn connect_sentinel(
+    pool: &SentinelPoolConfig,
+    tls: Option<&BackendTls>,
+    addr: &str,
+) -> Result<BackendStream, String> {
+    let tcp = tokio::time::timeout(SENTINEL_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let mut stream = match tls {
+        None => BackendStream::Plain(tcp),
+        Some(tls) => tokio::time::timeout(SENTINEL_TIMEOUT, tls.handshake(tcp, addr))
+            .await
+            .map_err(|_| "TLS handshake failed: timed out".to_string())??,
+    };
     if let Some(pw) = &pool.sentinel_password {
         let mut req = BytesMut::new();
         match &pool.sentinel_user {
@@ -469,6 +494,7 @@ async fn connect_sentinel(pool: &SentinelPoolConfig, addr: &str) -> Result<TcpSt
             None => encode_request(&mut req, &[b"AUTH", pw.as_bytes()]),
         }
         stream.write_all(&req).await.map_err(|e| e.to_string())?;
+        stream.flush().await.map_err(|e| e.to_string())?;
         let reply = read_replies(&mut stream, 1).await?;
         if reply[0].first() == Some(&b'-') {
             return Err(format!(
@@ -483,9 +509,10 @@ async fn connect_sentinel(pool: &SentinelPoolConfig, addr: &str) -> Result<TcpSt
 /// Asks one Sentinel about every group: master, usable replicas, and its peers.
 async fn query_sentinel(
     pool: &SentinelPoolConfig,
+    tls: Option<&BackendTls>,
     addr: &str,
 ) -> Result<(Vec<GroupReport>, Vec<String>), String> {
-    let mut stream = connect_sentinel(pool, addr).await?;
+    let mut stream = connect_sentinel(pool, tls, addr).await?;
     let mut req = BytesMut::new();
     for g in &pool.groups {
         let name = g.name.as_bytes();
@@ -494,6 +521,7 @@ async fn query_sentinel(
         encode_request(&mut req, &[b"SENTINEL", b"sentinels", name]);
     }
     stream.write_all(&req).await.map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
     let replies = read_replies(&mut stream, pool.groups.len() * 3).await?;
     let mut groups = Vec::new();
     let mut peers = Vec::new();

@@ -13,6 +13,7 @@
 //! - [`topology`]: the immutable snapshot of groups and servers that routing reads.
 //! - [`discovery`]: asks the Sentinels and publishes new topology snapshots.
 //! - [`backend`]: one pipelined connection to a server (a link), replies matched FIFO.
+//! - [`backend_tls`]: optional TLS to the servers and Sentinels.
 //! - [`hold`]: writes held while a group fails over, and refused writes re-sent.
 //! - [`proxy_protocol`]: PROXY v1/v2 headers that carry the real client address.
 //! - [`config`]: TOML and predixy-style files into one typed [`config::Config`].
@@ -22,6 +23,7 @@
 pub mod admin;
 pub mod auth;
 pub mod backend;
+pub mod backend_tls;
 pub mod command;
 pub mod config;
 pub mod discovery;

@@ -100,7 +100,17 @@ async fn serve(config: Config, reloader: Reloader) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let backend_tls = match redmux::backend_tls::BackendTls::load_both(&config.sentinel_pool.tls) {
+        Ok((servers, _)) => servers,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot load the backend TLS settings");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let proxy = Arc::new(Proxy::new(config, cell.clone()));
+    if let Some(tls) = backend_tls {
+        let _ = proxy.backend_tls.set(tls);
+    }
     let pool = proxy.config.sentinel_pool.clone();
     if let Err(e) = redmux::discovery::spawn(pool, cell, proxy.metrics.discovery.clone()) {
         tracing::error!(error = %e, "cannot start discovery");

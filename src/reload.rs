@@ -86,6 +86,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         out.push("client_query_buffer_limit");
     }
     let (a, b) = (&old.sentinel_pool, &new.sentinel_pool);
+    if a.tls != b.tls {
+        out.push("sentinel_pool TLS settings");
+    }
     if a.sentinels != b.sentinels || a.groups != b.groups {
         out.push("sentinel_pool sentinels/groups");
     }

@@ -63,6 +63,8 @@ pub struct Proxy {
     pub auth_limiter: crate::limits::AuthLimiter,
     /// Set by `main` when the client port speaks TLS.
     pub client_tls: std::sync::OnceLock<crate::tls::ClientTls>,
+    /// Set by `main` when backend links use TLS (`[sentinel_pool] tls`).
+    pub backend_tls: std::sync::OnceLock<Arc<crate::backend_tls::BackendTls>>,
     /// Set by `main`: where to reload the config from.
     pub reloader: std::sync::OnceLock<crate::reload::Reloader>,
 }
@@ -92,6 +94,7 @@ impl Proxy {
             auth_limiter: crate::limits::AuthLimiter::default(),
             reloader: std::sync::OnceLock::new(),
             client_tls: std::sync::OnceLock::new(),
+            backend_tls: std::sync::OnceLock::new(),
             config,
         }
     }
@@ -124,6 +127,7 @@ impl Proxy {
             server_failure_limit: pool.server_failure_limit,
             server_retry_timeout: pool.server_retry_timeout,
             keep_alive: pool.keep_alive,
+            tls: self.backend_tls.get().cloned(),
         }
     }
 }

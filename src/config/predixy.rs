@@ -5,7 +5,8 @@
 //! `MetricsBind`, `Allow`, `LogLevel`, `LogFormat`, `ProtoMaxBulkLen`,
 //! `ClientQueryBufferLimit`, `ClientOutputBufferLimitNormal`,
 //! `ClientOutputBufferLimitPubsub`, `AuthFailureLimit`, `TlsCert`, `TlsKey`, `TlsClientCa`,
-//! and in the pool `User`, `SentinelUser`, `SentinelPassword`.
+//! and in the pool `User`, `SentinelUser`, `SentinelPassword`, `Tls`, `SentinelTls`,
+//! `TlsCa`, `TlsCert`, `TlsKey`, `TlsServerName`, `TlsInsecureSkipVerify`.
 //! Every problem is recorded with its line and parsing goes on, so one run shows them all.
 
 mod syntax;
@@ -61,6 +62,13 @@ const POOL: &[&str] = &[
     "SentinelPassword",
     "Sentinels",
     "Group",
+    "Tls",
+    "SentinelTls",
+    "TlsCa",
+    "TlsCert",
+    "TlsKey",
+    "TlsServerName",
+    "TlsInsecureSkipVerify",
 ];
 
 /// predixy directives redmux knows but does not implement, and why.
@@ -559,6 +567,13 @@ impl Loader {
             }
             "Sentinels" => self.sentinels(d),
             "Group" => self.group(d),
+            "Tls"
+            | "SentinelTls"
+            | "TlsCa"
+            | "TlsCert"
+            | "TlsKey"
+            | "TlsServerName"
+            | "TlsInsecureSkipVerify" => self.pool_tls(d),
             "MasterReadPriority"
             | "StaticSlaveReadPriority"
             | "DynamicSlaveReadPriority"
@@ -614,6 +629,39 @@ impl Loader {
             "Password" => pool.password = v,
             "SentinelUser" => pool.sentinel_user = v,
             _ => pool.sentinel_password = v,
+        }
+    }
+
+    /// `Tls yes`, `SentinelTls yes`, `TlsCa FILE`, `TlsCert FILE`, `TlsKey FILE`,
+    /// `TlsServerName NAME`, `TlsInsecureSkipVerify yes`: TLS to servers and Sentinels.
+    fn pool_tls(&mut self, d: &Directive) {
+        const S: &str = "SentinelServerPool";
+        if self.lines.backend_tls == 0 {
+            self.lines.backend_tls = d.line;
+        }
+        let name = d.name.as_str();
+        if matches!(name, "Tls" | "SentinelTls" | "TlsInsecureSkipVerify") {
+            let Some(v) = self.value(S, d, value::parse_bool) else {
+                return;
+            };
+            let tls = &mut self.cfg.sentinel_pool.tls;
+            match name {
+                "Tls" => tls.servers = v,
+                "SentinelTls" => tls.sentinels = v,
+                _ => tls.insecure_skip_verify = v,
+            }
+            return;
+        }
+        let Some(v) = self.value(S, d, |v| Ok::<_, String>(v.to_string())) else {
+            return;
+        };
+        let v = Some(v).filter(|v| !v.is_empty());
+        let tls = &mut self.cfg.sentinel_pool.tls;
+        match name {
+            "TlsCa" => tls.ca = v.map(Into::into),
+            "TlsCert" => tls.cert = v.map(Into::into),
+            "TlsKey" => tls.key = v.map(Into::into),
+            _ => tls.server_name = v,
         }
     }
 
@@ -783,6 +831,22 @@ SentinelServerPool {
         assert_eq!(pool.sentinels.len(), 2);
         assert_eq!(pool.groups[0].servers, vec!["10.0.0.5:6379"]);
         assert_eq!(pool.groups[1].name, "g2");
+    }
+
+    #[test]
+    fn backend_tls_directives() {
+        let text = POOL_OK.replace(
+            " Group g1",
+            " Tls yes\n SentinelTls yes\n TlsInsecureSkipVerify yes\n TlsServerName r.local\n Group g1",
+        );
+        let tls = parse(&text).expect("loads").sentinel_pool.tls;
+        assert!(tls.servers && tls.sentinels && tls.insecure_skip_verify);
+        assert_eq!(tls.server_name.as_deref(), Some("r.local"));
+        let no_ca = POOL_OK.replace(" Group g1", " Tls yes\n Group g1");
+        let p = problems(&no_ca);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, 5);
+        assert!(p[0].1.contains("TlsCa"), "{p:?}");
     }
 
     #[test]

@@ -82,6 +82,13 @@ struct Pool {
     sentinel_password: Option<String>,
     sentinels: Option<Vec<Spanned<String>>>,
     group: Option<Vec<Group>>,
+    tls: Option<Spanned<bool>>,
+    sentinel_tls: Option<Spanned<bool>>,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_server_name: Option<String>,
+    tls_insecure_skip_verify: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -269,6 +276,7 @@ impl Loader<'_> {
         self.lines.pool = self.line(pool.span());
         let p = pool.into_inner();
         self.pool_names(&p);
+        self.pool_tls(&p);
         let out = &mut self.cfg.sentinel_pool;
         let numbers = [
             (p.master_read_priority, &mut out.master_read_priority),
@@ -307,6 +315,24 @@ impl Loader<'_> {
             self.cfg.sentinel_pool.refresh_interval = v.into_inner().0;
         }
         self.pool_lists(p.sentinels, p.group);
+    }
+
+    /// `tls`, `sentinel_tls`, `tls_ca`, `tls_cert`, `tls_key`, `tls_server_name`,
+    /// `tls_insecure_skip_verify`.
+    fn pool_tls(&mut self, p: &Pool) {
+        let switch = p.tls.as_ref().or(p.sentinel_tls.as_ref());
+        if let Some(v) = switch {
+            self.lines.backend_tls = self.line(v.span());
+        }
+        let path = |v: &Option<String>| v.clone().filter(|s| !s.is_empty()).map(Into::into);
+        let out = &mut self.cfg.sentinel_pool.tls;
+        out.servers = p.tls.as_ref().is_some_and(|v| *v.get_ref());
+        out.sentinels = p.sentinel_tls.as_ref().is_some_and(|v| *v.get_ref());
+        out.ca = path(&p.tls_ca);
+        out.cert = path(&p.tls_cert);
+        out.key = path(&p.tls_key);
+        out.server_name = p.tls_server_name.clone().filter(|s| !s.is_empty());
+        out.insecure_skip_verify = p.tls_insecure_skip_verify.unwrap_or(false);
     }
 
     /// The pool values given by name or count: databases, hash, hash_tag, distribution.
@@ -537,6 +563,27 @@ name = "g2"
         );
         assert_eq!(pool.groups.len(), 2);
         assert_eq!(pool.groups[0].servers, vec!["10.0.0.5:6379"]);
+    }
+
+    #[test]
+    fn backend_tls_keys() {
+        let text = POOL_OK.replace(
+            "sentinels =",
+            "tls = true\nsentinel_tls = true\ntls_ca = \"/ca.pem\"\ntls_cert = \"/c.pem\"\n\
+             tls_key = \"/k.pem\"\ntls_server_name = \"redis.local\"\nsentinels =",
+        );
+        let tls = parse(&text).expect("loads").sentinel_pool.tls;
+        assert!(tls.servers && tls.sentinels && !tls.insecure_skip_verify);
+        assert_eq!(tls.ca.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert_eq!(tls.key.as_deref(), Some(std::path::Path::new("/k.pem")));
+        assert_eq!(tls.server_name.as_deref(), Some("redis.local"));
+        let no_ca = POOL_OK.replace("sentinels =", "sentinel_tls = true\nsentinels =");
+        one_problem(&no_ca, 2, "tls_insecure_skip_verify");
+        let half = POOL_OK.replace(
+            "sentinels =",
+            "tls = true\ntls_insecure_skip_verify = true\ntls_cert = \"/c.pem\"\nsentinels =",
+        );
+        one_problem(&half, 2, "tls_key");
     }
 
     #[test]
