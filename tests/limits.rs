@@ -260,7 +260,18 @@ fn max_clients_and_client_timeout() {
         "",
     ));
     wait_routed(&r, None);
-    let mut held: Vec<Conn> = (0..4).map(|_| r.conn()).collect();
+    // Earlier probes' connections are counted until their sessions end: wait for that
+    // on a connection that stays open and is one of the four.
+    let mut first = r.conn();
+    must_wait(Duration::from_secs(5), "only this client connected", || {
+        first
+            .query(&["INFO", "clients"])
+            .map(|i| i.to_string().contains("connected_clients:1\r\n"))
+            .unwrap_or(false)
+    });
+    let mut held: Vec<Conn> = std::iter::once(first)
+        .chain((0..3).map(|_| r.conn()))
+        .collect();
     for c in &mut held {
         assert_eq!(
             c.query(&["PING"]).expect("ping"),
