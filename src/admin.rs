@@ -20,7 +20,7 @@
 //! | --- | --- |
 //! | `master_read_priority`, `static_replica_read_priority`, `dynamic_replica_read_priority` | yes (integer) |
 //! | `log_level` | yes (a tracing filter: `info`, `redmux=debug,warn`, ...) |
-//! | `bind`, `worker_threads`, `log_format`, `allow`, `max_clients`, `client_timeout`, `proto_max_bulk_len`, `client_query_buffer_limit`, `metrics_bind`, `databases`, `hash`, `hash_tag`, `distribution`, `refresh_interval`, `server_timeout`, `server_failure_limit`, `server_retry_timeout`, `keep_alive`, `user`, `sentinel_user`, `sentinels`, `groups` | no (read-only) |
+//! | `bind`, `worker_threads`, `log_format`, `allow`, `max_clients`, `client_timeout`, `client_output_buffer_limit_normal`, `client_output_buffer_limit_pubsub`, `auth_failure_limit`, `proxy_protocol`, `tls_cert`, `tls`, `sentinel_tls`, `proto_max_bulk_len`, `client_query_buffer_limit`, `metrics_bind`, `databases`, `hash`, `hash_tag`, `distribution`, `refresh_interval`, `server_timeout`, `server_failure_limit`, `server_retry_timeout`, `keep_alive`, `user`, `sentinel_user`, `sentinels`, `groups` | no (read-only) |
 //! | `password`, `sentinel_password` | no; shown as `(hidden)` when set |
 //!
 //! `CONFIG RESETSTAT` zeroes what INFO counts (commands, latency, bytes, connections);
@@ -463,6 +463,10 @@ fn hidden(v: &Option<String>) -> String {
     }
 }
 
+fn yes_no(on: bool) -> String {
+    if on { "yes" } else { "no" }.to_string()
+}
+
 /// Every proxy setting CONFIG GET shows, passwords hidden.
 fn settings(proxy: &Proxy) -> Vec<(&'static str, String)> {
     let c = &proxy.config;
@@ -475,8 +479,28 @@ fn settings(proxy: &Proxy) -> Vec<(&'static str, String)> {
         ("log_level", current_log_level(&c.log_level)),
         ("log_format", format!("{:?}", c.log_format).to_lowercase()),
         ("allow", c.allow.join(" ")),
-        ("max_clients", c.max_clients.to_string()),
-        ("client_timeout", secs(c.client_timeout)),
+        ("max_clients", proxy.live.max_clients().to_string()),
+        ("client_timeout", secs(proxy.live.client_timeout())),
+        (
+            "client_output_buffer_limit_normal",
+            proxy.live.output_limit_normal().to_string(),
+        ),
+        (
+            "client_output_buffer_limit_pubsub",
+            proxy.live.output_limit_pubsub().to_string(),
+        ),
+        (
+            "auth_failure_limit",
+            proxy.live.auth_failure_limit().to_string(),
+        ),
+        ("proxy_protocol", yes_no(c.proxy_protocol)),
+        (
+            "tls_cert",
+            c.tls
+                .as_ref()
+                .map(|t| t.cert.display().to_string())
+                .unwrap_or_default(),
+        ),
         ("proto_max_bulk_len", c.proto_max_bulk_len.to_string()),
         (
             "client_query_buffer_limit",
@@ -517,6 +541,8 @@ fn settings(proxy: &Proxy) -> Vec<(&'static str, String)> {
         ("sentinel_user", opt(&p.sentinel_user)),
         ("sentinel_password", hidden(&p.sentinel_password)),
         ("sentinels", p.sentinels.join(" ")),
+        ("tls", yes_no(p.tls.servers)),
+        ("sentinel_tls", yes_no(p.tls.sentinels)),
         (
             "groups",
             p.groups
