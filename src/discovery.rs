@@ -47,18 +47,10 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("redmux-discovery".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "discovery runtime failed to start");
-                    return;
-                }
-            };
-            let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, Discovery::new(pool, tls, cell, stats).run());
+            let run = async move { Discovery::new(pool, tls, cell, stats).run().await };
+            if let Err(e) = crate::worker::run_local(run) {
+                tracing::error!(error = %e, "discovery runtime failed to start");
+            }
         })?;
     Ok(())
 }

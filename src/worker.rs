@@ -169,6 +169,15 @@ impl WorkerCtx {
     }
 }
 
+/// Runs `future` to completion on this thread, in a single-threaded runtime with a local
+/// task set (workers and discovery each own one thread this way).
+pub fn run_local<F: std::future::Future>(future: F) -> std::io::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(tokio::task::LocalSet::new().block_on(&rt, future))
+}
+
 /// Binds a listener with SO_REUSEPORT so every worker can accept on the same address.
 pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
@@ -194,18 +203,8 @@ pub fn start_workers(proxy: Arc<Proxy>) -> std::io::Result<Vec<std::thread::Join
         let handle = std::thread::Builder::new()
             .name(format!("redmux-worker-{index}"))
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                        return;
-                    }
-                };
-                let local = tokio::task::LocalSet::new();
-                local.block_on(&rt, async move {
+                let failed = ready.clone();
+                let ran = run_local(async move {
                     let listener = match TcpListener::from_std(listener) {
                         Ok(l) => l,
                         Err(e) => {
@@ -216,6 +215,9 @@ pub fn start_workers(proxy: Arc<Proxy>) -> std::io::Result<Vec<std::thread::Join
                     let _ = ready.send(Ok(()));
                     run_worker(index, proxy, listener).await;
                 });
+                if let Err(e) = ran {
+                    let _ = failed.send(Err(e));
+                }
             })?;
         handles.push(handle);
     }
