@@ -30,6 +30,8 @@ use tokio::time::Instant;
 
 /// Read buffer growth step for replies.
 const READ_CHUNK: usize = 16 * 1024;
+/// Least time a request still being written (a large value) gets before it times out.
+const WRITE_GRACE: Duration = Duration::from_secs(10);
 /// How long a connection attempt may take when no `server_timeout` is configured.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -175,6 +177,10 @@ struct LinkState {
     /// still in `out`.
     waiting: VecDeque<Waiter>,
     unsent: usize,
+    /// Requests in the batch the writer is writing now (0 when it is idle), and when that
+    /// write started: a request is timed from when its bytes were all written.
+    writing: usize,
+    write_started: Instant,
     /// Incremented per connection, so a stale task never touches a newer connection.
     generation: u64,
     /// Subscriptions: frames go to this client as they come, no waiters.
@@ -215,6 +221,8 @@ impl Link {
                 out: BytesMut::new(),
                 waiting: VecDeque::new(),
                 unsent: 0,
+                writing: 0,
+                write_started: Instant::now(),
                 generation: 0,
                 passthrough: None,
             }),
@@ -450,6 +458,8 @@ impl Link {
                 }
                 if !st.out.is_empty() {
                     std::mem::swap(&mut batch, &mut st.out);
+                    st.writing = st.unsent;
+                    st.write_started = Instant::now();
                     st.unsent = 0;
                 }
             }
@@ -466,8 +476,33 @@ impl Link {
                 // The reader sees the broken connection and fails the requests.
                 return;
             }
+            self.mark_written();
             batch.clear();
         }
+    }
+
+    /// The batch just written: its requests still waiting are timed from now.
+    fn mark_written(&self) {
+        let mut st = self.state.borrow_mut();
+        let written = st.waiting.len() - st.unsent;
+        let n = st.writing.min(written);
+        let now = Instant::now();
+        for w in st.waiting.range_mut(written - n..written) {
+            w.sent = now;
+        }
+        st.writing = 0;
+    }
+
+    /// When the oldest request on this connection is overdue. A request whose bytes are
+    /// still being written (a large value) is given at least [`WRITE_GRACE`] for that.
+    fn deadline(&self, timeout: Duration) -> Option<Instant> {
+        let st = self.state.borrow();
+        let front = st.waiting.front()?;
+        let written = st.waiting.len() - st.unsent;
+        if st.writing > 0 && written > 0 && written <= st.writing {
+            return Some(st.write_started + timeout.max(WRITE_GRACE));
+        }
+        Some(front.sent + timeout)
     }
 
     async fn read_loop<R: AsyncRead + Unpin>(
@@ -491,12 +526,11 @@ impl Link {
             let deadline = if timeout.is_zero() {
                 None
             } else {
-                self.state
-                    .borrow()
-                    .waiting
-                    .front()
-                    .map(|w| w.sent + timeout)
+                self.deadline(timeout)
             };
+            if deadline.is_some_and(|at| at <= Instant::now()) {
+                return Err("timed out".into());
+            }
             let n = match deadline {
                 None if timeout.is_zero() => reader.read_buf(&mut buf).await,
                 None => {
@@ -510,7 +544,8 @@ impl Link {
                     sleep.as_mut().reset(at);
                     tokio::select! {
                         r = reader.read_buf(&mut buf) => r,
-                        _ = &mut sleep => return Err("timed out".into()),
+                        // Look again: the request may have been written meanwhile.
+                        _ = &mut sleep => continue,
                     }
                 }
             };
