@@ -47,10 +47,7 @@ pub fn split_inline(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
                         i += 2;
                     }
                     Some(b'"') => {
-                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
-                            return Err(ProtocolError::UnbalancedQuotes);
-                        }
-                        i += 1;
+                        i = after_closing_quote(line, i)?;
                         break;
                     }
                     Some(b) => {
@@ -66,10 +63,7 @@ pub fn split_inline(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
                         i += 2;
                     }
                     Some(b'\'') => {
-                        if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
-                            return Err(ProtocolError::UnbalancedQuotes);
-                        }
-                        i += 1;
+                        i = after_closing_quote(line, i)?;
                         break;
                     }
                     Some(b) => {
@@ -98,6 +92,14 @@ pub fn split_inline(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
         }
         args.push(cur);
     }
+}
+
+/// The position after a closing quote at `i`; Redis wants a space or the end after it.
+fn after_closing_quote(line: &[u8], i: usize) -> Result<usize, ProtocolError> {
+    if line.get(i + 1).is_some_and(|b| !b.is_ascii_whitespace()) {
+        return Err(ProtocolError::UnbalancedQuotes);
+    }
+    Ok(i + 1)
 }
 
 fn hex_val(b: u8) -> Option<u8> {
