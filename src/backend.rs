@@ -18,6 +18,7 @@ use crate::backend_tls::BackendStream;
 use crate::protocol::{encode_request, ReplyScanner};
 use crate::session::ClientShared;
 use crate::topology::ServerAddr;
+use crate::wake::LocalNotify;
 use bytes::{Bytes, BytesMut};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -25,7 +26,6 @@ use std::rc::Rc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Read buffer growth step for replies.
@@ -197,9 +197,9 @@ pub struct Link {
     /// Dedicated to one client: no request timeout.
     dedicated: bool,
     state: RefCell<LinkState>,
-    wake_writer: Notify,
+    wake_writer: LocalNotify,
     /// Wakes a reader that waits without a deadline when a request is queued.
-    wake_reader: Notify,
+    wake_reader: LocalNotify,
 }
 
 impl Link {
@@ -226,8 +226,8 @@ impl Link {
                 generation: 0,
                 passthrough: None,
             }),
-            wake_writer: Notify::new(),
-            wake_reader: Notify::new(),
+            wake_writer: LocalNotify::new(),
+            wake_reader: LocalNotify::new(),
         })
     }
 

@@ -17,13 +17,13 @@
 
 use crate::backend::{Retry, Waiter};
 use crate::topology::ServerAddr;
+use crate::wake::LocalNotify;
 use crate::worker::WorkerCtx;
 use bytes::{Bytes, BytesMut};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Longest a request is held, counted from the start of the failover.
@@ -75,7 +75,7 @@ impl HeldRequest {
 pub struct HoldQueue {
     items: RefCell<VecDeque<HeldRequest>>,
     bytes: Cell<usize>,
-    wake: Notify,
+    wake: LocalNotify,
     /// Requests ever held, and the longest hold so far (for metrics and INFO).
     pub held_total: Cell<u64>,
     pub longest_hold: Cell<Duration>,

@@ -17,6 +17,7 @@
 //! - [`hold`]: writes held while a group fails over, and refused writes re-sent.
 //! - [`proxy_protocol`]: PROXY v1/v2 headers that carry the real client address.
 //! - [`config`]: TOML and predixy-style files into one typed [`config::Config`].
+//! - [`wake`]: the wake-up signal between two tasks of one worker (reader and writer).
 //! - [`metrics`] and [`admin`]: counters, `/metrics`, INFO and the proxy's own commands.
 //! - [`limits`] and [`reload`]: defences against hostile clients, and config reload.
 
@@ -39,4 +40,5 @@ pub mod routing;
 pub mod session;
 pub mod tls;
 pub mod topology;
+pub mod wake;
 pub mod worker;

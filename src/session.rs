@@ -185,7 +185,7 @@ where
             }
             Some(Ok(n)) => {
                 client.now = Instant::now();
-                shared.count_in(n);
+                shared.count_in(n, client.now.into_std());
                 if n == room && read_size < READ_CHUNK {
                     read_size *= 2;
                 }
@@ -431,7 +431,7 @@ impl Client {
                 self.error("NOAUTH Authentication required.");
                 return true;
             }
-            return self.local(spec, &args).await;
+            return Box::pin(self.local(spec, &args)).await;
         };
         let allowed = self.check_rights(&rights, spec, &args);
         self.rights = Some(rights);
@@ -444,14 +444,14 @@ impl Client {
             return self.in_pubsub(spec, &args);
         }
         if self.multi.is_some() {
-            return self.in_multi(spec, &args).await;
+            return Box::pin(self.in_multi(spec, &args)).await;
         }
         if spec.name == "config|set" && is_reload_request(&args) {
             self.reload_config();
             return true;
         }
         match spec.class {
-            CommandClass::Local => return self.local(spec, &args).await,
+            CommandClass::Local => return Box::pin(self.local(spec, &args)).await,
             CommandClass::Admin if crate::admin::is_proxy_command(spec.name) => {
                 self.proxy_admin(spec, &args);
                 return true;
@@ -466,10 +466,10 @@ impl Client {
             _ => {}
         }
         if spec.has(flags::TRANSACTION) {
-            return self.transaction_command(spec, &args).await;
+            return Box::pin(self.transaction_command(spec, &args)).await;
         }
         if spec.has(flags::PUBSUB) && is_subscribe(spec) {
-            return self.subscribe(&args).await;
+            return Box::pin(self.subscribe(&args)).await;
         }
         self.forward(spec, &args).await;
         true
@@ -627,7 +627,7 @@ impl Client {
         let write = spec.class != CommandClass::Read;
         if spec.has(flags::BLOCKING) {
             match self.server_for(group, write) {
-                Ok(addr) => self.send_dedicated(group, &addr, args.frame).await,
+                Ok(addr) => Box::pin(self.send_dedicated(group, &addr, args.frame)).await,
                 Err(text) => self.error(&text),
             }
             return;

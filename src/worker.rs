@@ -293,7 +293,7 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
         tokio::task::spawn_local(async move {
             let mut stream = stream;
             let peer = if proxied {
-                match crate::proxy_protocol::read_header(&mut stream).await {
+                match Box::pin(crate::proxy_protocol::read_header(&mut stream)).await {
                     Ok(crate::proxy_protocol::Header::Client(real)) => Some(real),
                     Ok(crate::proxy_protocol::Header::Local) => Some(peer),
                     Err(why) => {
@@ -310,12 +310,12 @@ async fn run_worker(index: usize, proxy: Arc<Proxy>, listener: TcpListener) {
                 Some(_) if over_limit => refuse_over_limit(stream).await,
                 Some(peer) => match ctx2.proxy.client_tls.get() {
                     Some(tls) => {
-                        crate::session::run_tls(
+                        Box::pin(crate::session::run_tls(
                             ctx2.clone(),
                             tls.acceptor(),
                             stream,
                             peer.to_string(),
-                        )
+                        ))
                         .await
                     }
                     None => crate::session::run(ctx2.clone(), stream, peer.to_string()).await,

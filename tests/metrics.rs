@@ -5,7 +5,9 @@
 //! `metrics_cost` (ignored; run with `cargo test --release --test metrics -- --ignored
 //! --nocapture metrics_cost`) measures what recording costs: the same redis-benchmark
 //! load through a redmux with metrics on (endpoint scraped every second) and one with
-//! recording off (`REDMUX_STATS=off`, no endpoint), alternating, in one run.
+//! recording off (`REDMUX_STATS=off`, no endpoint), alternating, in one run: throughput
+//! and CPU time per request. `metrics_cost_instructions` counts the instructions of the
+//! same comparison under valgrind's callgrind, which the machine's other load cannot move.
 
 mod support;
 
@@ -847,36 +849,71 @@ fn readyz_fails_when_the_master_is_gone() {
     assert_eq!(http_get(&maddr, "/healthz").unwrap().0, 200);
 }
 
+/// A redmux for the cost measurements: one worker; metrics on (endpoint at the returned
+/// address) or recording off (`REDMUX_STATS=off`, no endpoint). `wrapper` runs it under
+/// another program (callgrind).
+fn start_cost_proxy(
+    t: &MasterReplica,
+    metrics: bool,
+    wrapper: &[String],
+) -> (Spawned, u16, String) {
+    let port = free_port();
+    let mport = free_port();
+    let dir = unique_temp_dir("redmux-cost");
+    let conf = dir.join("redmux.toml");
+    let text = redmux_toml(port, metrics.then_some(mport), t, "")
+        .replace("worker_threads = 2", "worker_threads = 1");
+    std::fs::write(&conf, text).unwrap();
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(redmux_bin());
+            c
+        }
+        None => Command::new(redmux_bin()),
+    };
+    cmd.arg("--config").arg(&conf).env("RUST_LOG", "warn");
+    if !metrics {
+        cmd.env("REDMUX_STATS", "off");
+    }
+    let p = Spawned::start(cmd, &dir.join("redmux.log"));
+    let addr = format!("127.0.0.1:{port}");
+    must_wait(Duration::from_secs(60), "redmux to serve", || {
+        query(&addr, &["SET", "warm", "1"]).is_ok_and(|r| r == Reply::ok())
+    });
+    (p, port, format!("127.0.0.1:{mport}"))
+}
+
+/// redis-benchmark SET+GET through `port`; the summed requests per second.
+fn cost_load(bench: &Path, port: u16, requests: u64, clients: u64, pipeline: u64) -> f64 {
+    let out = Command::new(bench)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "set,get"])
+        .args(["-n", &requests.to_string(), "-c", &clients.to_string()])
+        .args(["-P", &pipeline.to_string(), "-r", "100000", "-q", "--csv"])
+        .output()
+        .expect("redis-benchmark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter_map(|l| l.split(',').nth(1)?.trim_matches('"').parse::<f64>().ok())
+        .sum()
+}
+
 /// Same load through redmux with metrics on (scraped every second) and with recording
-/// off; prints the throughput ratio. Ignored: it is a measurement, not a check.
+/// off; prints the paired throughput ratio and the CPU time per request of each.
+/// Ignored: it is a measurement, not a check.
 #[test]
 #[ignore]
 fn metrics_cost() {
     let bench = require_binary("redis-benchmark", "apt-get install -y redis-tools");
     let t = MasterReplica::start("cost");
-    let start = |metrics: bool| {
-        let port = free_port();
-        let mport = free_port();
-        let dir = unique_temp_dir("redmux-cost");
-        let conf = dir.join("redmux.toml");
-        let text = redmux_toml(port, metrics.then_some(mport), &t, "")
-            .replace("worker_threads = 2", "worker_threads = 1");
-        std::fs::write(&conf, text).unwrap();
-        let mut cmd = Command::new(redmux_bin());
-        cmd.arg("--config").arg(&conf).env("RUST_LOG", "warn");
-        if !metrics {
-            cmd.env("REDMUX_STATS", "off");
-        }
-        let p = Spawned::start(cmd, &dir.join("redmux.log"));
-        let addr = format!("127.0.0.1:{port}");
-        must_wait(Duration::from_secs(15), "redmux to serve", || {
-            query(&addr, &["SET", "warm", "1"]).is_ok_and(|r| r == Reply::ok())
-        });
-        (p, port, format!("127.0.0.1:{mport}"))
-    };
-    let (on_proc, on_port, maddr) = start(true);
-    let (off_proc, off_port, _) = start(false);
-    let cpu_before = (cpu_ticks(&on_proc), cpu_ticks(&off_proc));
+    // REDMUX_COST_PIPELINE (default 16): 1 measures the unpipelined case.
+    let pipeline: u64 = std::env::var("REDMUX_COST_PIPELINE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    let requests = if pipeline > 1 { 500_000 } else { 100_000 };
+    let (on_proc, on_port, maddr) = start_cost_proxy(&t, true, &[]);
+    let (off_proc, off_port, _) = start_cost_proxy(&t, false, &[]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let scraper = {
         let stop = stop.clone();
@@ -887,59 +924,40 @@ fn metrics_cost() {
             }
         })
     };
-    let run = |port: u16| -> f64 {
-        let out = Command::new(&bench)
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-t",
-                "set,get",
-                "-n",
-                "200000",
-                "-c",
-                "16",
-                "-P",
-                "16",
-                "-q",
-                "--csv",
-            ])
-            .output()
-            .expect("redis-benchmark");
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.lines()
-            .filter_map(|l| l.split(',').nth(1)?.trim_matches('"').parse::<f64>().ok())
-            .sum()
+    let run = |proc: &Spawned, port: u16| -> (f64, u64) {
+        let before = cpu_ticks(proc);
+        let rate = cost_load(&bench, port, requests, 16, pipeline);
+        (rate, cpu_ticks(proc) - before)
     };
     // Pairs in alternating order; the median of the pairs' ratios resists the noise of
     // a shared machine better than comparing two medians.
     let deadline = Instant::now() + Duration::from_secs(300);
     let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..9 {
+    let (mut cpu_on, mut cpu_off, mut cpu_ratios) = (0, 0, Vec::new());
+    for round in 0..15 {
         if Instant::now() > deadline {
             break;
         }
-        let (a, b) = if round % 2 == 0 {
-            let b = run(off_port);
-            (run(on_port), b)
+        let ((a, ca), (b, cb)) = if round % 2 == 0 {
+            let b = run(&off_proc, off_port);
+            (run(&on_proc, on_port), b)
         } else {
-            (run(on_port), run(off_port))
+            (run(&on_proc, on_port), run(&off_proc, off_port))
         };
         on.push(a);
         off.push(b);
         ratios.push(a / b);
+        cpu_on += ca;
+        cpu_off += cb;
+        cpu_ratios.push(ca.max(1) as f64 / cb.max(1) as f64);
     }
-    // CPU time per request is far less disturbed by other load than throughput: both
-    // proxies served the same number of requests.
-    let cpu_on = cpu_ticks(&on_proc) - cpu_before.0;
-    let cpu_off = cpu_ticks(&off_proc) - cpu_before.1;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = scraper.join();
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
     };
+    println!("pipeline {pipeline}, 16 clients, {requests} requests per run");
     println!("metrics on:  {on:.0?} req/s (set+get)");
     println!("metrics off: {off:.0?} req/s (set+get)");
     let r = median(&mut ratios);
@@ -950,9 +968,63 @@ fn metrics_cost() {
         median(&mut off)
     );
     println!(
-        "CPU time of redmux for the same requests: on {cpu_on} ticks, off {cpu_off} ticks: on/off = {:.3} (cost {:.1} %)",
+        "CPU time of redmux for the same requests: on {cpu_on} ticks, off {cpu_off} ticks: on/off = {:.3} (cost {:.1} %); median paired CPU ratio {:.3}",
         cpu_on as f64 / cpu_off as f64,
-        (cpu_on as f64 / cpu_off as f64 - 1.0) * 100.0
+        (cpu_on as f64 / cpu_off as f64 - 1.0) * 100.0,
+        median(&mut cpu_ratios)
+    );
+}
+
+/// The instructions redmux runs for the same requests with metrics on and off, counted
+/// by valgrind's callgrind: unlike time, the count does not move with the machine's other
+/// load. Ignored: a measurement (about two minutes). Needs valgrind.
+#[test]
+#[ignore]
+fn metrics_cost_instructions() {
+    let bench = require_binary("redis-benchmark", "apt-get install -y redis-tools");
+    require_binary("valgrind", "apt-get install -y valgrind");
+    let t = MasterReplica::start("cost-ir");
+    const REQUESTS: u64 = 100_000;
+    let count = |metrics: bool, load: bool| -> u64 {
+        let dir = unique_temp_dir("redmux-callgrind");
+        let out = dir.join("callgrind.out");
+        let wrapper = vec![
+            "valgrind".to_string(),
+            "--tool=callgrind".to_string(),
+            format!("--callgrind-out-file={}", out.display()),
+        ];
+        let (mut proc, port, maddr) = start_cost_proxy(&t, metrics, &wrapper);
+        if load {
+            cost_load(&bench, port, REQUESTS, 50, 1);
+            if metrics {
+                // One scrape, as Prometheus would make during the load.
+                let _ = http_get(&maddr, "/metrics");
+            }
+        }
+        // SIGTERM: redmux drains and exits, and callgrind writes its counts.
+        let _ = Command::new("kill")
+            .args(["-TERM", &proc.child.id().to_string()])
+            .status();
+        let _ = proc.child.wait();
+        let text = std::fs::read_to_string(&out).expect("callgrind output");
+        text.lines()
+            .find_map(|l| l.strip_prefix("summary: "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("callgrind summary line")
+    };
+    // Start-up and shut-down counted alone, so the difference is the requests' own.
+    let idle_on = count(true, false);
+    let idle_off = count(false, false);
+    let on = count(true, true);
+    let off = count(false, true);
+    let requests = (2 * REQUESTS) as f64;
+    let per_on = on.saturating_sub(idle_on) as f64 / requests;
+    let per_off = off.saturating_sub(idle_off) as f64 / requests;
+    println!("instructions: start-up+shut-down on {idle_on} off {idle_off}; with {requests} SET+GET (50 clients) on {on} off {off}");
+    println!(
+        "per request: on {per_on:.0}, off {per_off:.0}: recording costs {:.0} instructions per request ({:.1} % of redmux's user-space instructions)",
+        per_on - per_off,
+        (per_on / per_off - 1.0) * 100.0
     );
 }
 

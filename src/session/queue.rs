@@ -3,11 +3,11 @@
 
 use super::merge::Merge;
 use crate::metrics::{Meter, WorkerStats};
+use crate::wake::LocalNotify;
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 enum Slot {
     /// Waiting for a backend reply (timed when the meter is set).
@@ -34,10 +34,10 @@ struct ReplyQueue {
 /// The part of a session that backend links reach: its reply queue and wake-ups.
 pub struct ClientShared {
     queue: RefCell<ReplyQueue>,
-    wake_writer: Notify,
-    wake_reader: Notify,
+    wake_writer: LocalNotify,
+    wake_reader: LocalNotify,
     /// Wakes the reader's socket read when the client is closed from elsewhere.
-    wake_closed: Notify,
+    wake_closed: LocalNotify,
     closed: Cell<bool>,
     /// Closed for going over the output buffer limit.
     over_limit: Cell<bool>,
@@ -72,9 +72,9 @@ impl ClientShared {
                 pending: 0,
                 ready_bytes: 0,
             }),
-            wake_writer: Notify::new(),
-            wake_reader: Notify::new(),
-            wake_closed: Notify::new(),
+            wake_writer: LocalNotify::new(),
+            wake_reader: LocalNotify::new(),
+            wake_closed: LocalNotify::new(),
             closed: Cell::new(false),
             over_limit: Cell::new(false),
             output_limit: Cell::new(output_limit),
@@ -104,10 +104,10 @@ impl ClientShared {
         }
     }
 
-    /// Bytes read from the client (the requests they hold are timed from now).
-    pub fn count_in(&self, n: usize) {
+    /// `n` bytes read from the client at `at` (the requests they hold are timed from then).
+    pub fn count_in(&self, n: usize, at: std::time::Instant) {
         if let Some(stats) = &self.stats {
-            self.read_at.set(std::time::Instant::now());
+            self.read_at.set(at);
             stats.add_bytes_in(n);
         }
     }
