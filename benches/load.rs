@@ -34,11 +34,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;
 
-/// A place requests can be sent: direct Redis or a proxy (with its pid for /proc).
+/// A place requests can be sent: direct Redis or a proxy (with its pid for /proc), and
+/// the Redis servers that answer through it (their CPU time is measured too).
 struct Target {
     label: String,
     addr: String,
     pid: Option<u32>,
+    servers: Vec<u32>,
 }
 
 /// One measured run against one target.
@@ -50,6 +52,8 @@ struct Sample {
     p99_us: f64,
     /// utime and stime of the proxy during the run.
     cpu_ticks: (u64, u64),
+    /// utime + stime of the Redis servers behind the target during the run.
+    server_ticks: u64,
     peak_rss_kb: u64,
 }
 
@@ -496,9 +500,11 @@ fn run_scenario(
                 reset_peak_rss(pid);
             }
             let before = t.pid.map(cpu_ticks).unwrap_or((0, 0));
+            let servers_before = servers_ticks(&t.servers);
             let wall = Instant::now();
             let mut s = run(t, n);
             let wall = wall.elapsed().as_secs_f64();
+            s.server_ticks = servers_ticks(&t.servers).saturating_sub(servers_before);
             if let Some(pid) = t.pid {
                 let after = cpu_ticks(pid);
                 s.cpu_ticks = (
@@ -526,8 +532,8 @@ fn run_scenario(
 
 fn print_table(outcomes: &[Outcome]) {
     let tps = ticks_per_second();
-    println!("| scenario | target | ops/s | vs direct | p50 us | p99 us | proxy CPU us/req (user + sys) | proxy peak RSS MB |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| scenario | target | ops/s | vs direct | p50 us | p99 us | proxy CPU us/req (user + sys) | Redis CPU us/req | proxy peak RSS MB |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for o in outcomes {
         let mut direct_rate = None;
         for (label, pid, samples) in &o.per_target {
@@ -546,10 +552,12 @@ fn print_table(outcomes: &[Outcome]) {
                 }
                 Some(d) => format!("{:.2}", rate / d),
             };
+            let reqs = samples.iter().map(|s| s.requests).sum::<u64>().max(1) as f64;
+            let server: u64 = samples.iter().map(|s| s.server_ticks).sum();
+            let server = format!("{:.2}", server as f64 / tps * 1e6 / reqs);
             let (cpu, rss) = if pid.is_some() {
                 let user: u64 = samples.iter().map(|s| s.cpu_ticks.0).sum();
                 let sys: u64 = samples.iter().map(|s| s.cpu_ticks.1).sum();
-                let reqs = samples.iter().map(|s| s.requests).sum::<u64>().max(1) as f64;
                 let us = |ticks: u64| ticks as f64 / tps * 1e6 / reqs;
                 let rss = samples.iter().map(|s| s.peak_rss_kb).max().unwrap_or(0);
                 (
@@ -560,19 +568,30 @@ fn print_table(outcomes: &[Outcome]) {
                 ("-".into(), "-".into())
             };
             println!(
-                "| {} (load {}) | {label} | {rate:.0} | {ratio} | {p50:.0} | {p99:.0} | {cpu} | {rss} |",
+                "| {} (load {}) | {label} | {rate:.0} | {ratio} | {p50:.0} | {p99:.0} | {cpu} | {server} | {rss} |",
                 o.title, o.load
             );
         }
     }
 }
 
-fn target(label: &str, addr: String, pid: Option<u32>) -> Target {
+fn target(label: &str, addr: String, pid: Option<u32>, servers: &[&RedisServer]) -> Target {
     Target {
         label: label.to_string(),
         addr,
         pid,
+        servers: servers.iter().filter_map(|s| s.pid()).collect(),
     }
+}
+
+/// utime + stime of the Redis servers `pids`, summed.
+fn servers_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|&p| {
+            let (u, s) = cpu_ticks(p);
+            u + s
+        })
+        .sum()
 }
 
 /// Ten keys `mget:0`..`mget:9` (they fall in all three groups under crc16 modula).
@@ -615,7 +634,12 @@ fn main() {
     // scenario, so each peak RSS is that scenario's own.
     let started = Instant::now();
     let single = Pool::start("g", 1);
-    let direct = target("redis direct", single.masters[0].addr(), None);
+    let direct = target(
+        "redis direct",
+        single.masters[0].addr(),
+        None,
+        &[&single.masters[0]],
+    );
     let mut outcomes = Vec::new();
     let get_set = |clients: u64, pipeline: u64, size: u64| {
         rb_runner(move |n| {
@@ -715,16 +739,19 @@ impl Proxies {
             .other
             .as_ref()
             .map(|b| Other::start(b, template, pool, workers));
+        let servers: Vec<&RedisServer> = pool.masters.iter().collect();
         let mut targets = vec![target(
             &format!("redmux {workers}w"),
             redmux.addr(),
             redmux.pid(),
+            &servers,
         )];
         targets.extend(other.as_ref().map(|o| {
             target(
                 &format!("other proxy {workers}w"),
                 o.addr.clone(),
                 Some(o.child.id()),
+                &servers,
             )
         }));
         Proxies {
@@ -766,15 +793,22 @@ fn mget_scenario(settings: &Settings, template: &str, direct_server: &RedisServe
         .filter(|m| m.cmd(&["DBSIZE"]).as_int().unwrap_or(0) > 0)
         .count();
     assert_eq!(filled, 3, "the MGET keys must span all three groups");
-    let direct = target("redis direct (1 server)", direct_server.addr(), None);
+    let direct = target(
+        "redis direct (1 server)",
+        direct_server.addr(),
+        None,
+        &[direct_server],
+    );
+    let servers: Vec<&RedisServer> = pool.masters.iter().collect();
     let rm = target(
         &format!("redmux {}w", settings.workers),
         proxy.addr(),
         proxy.pid(),
+        &servers,
     );
     let ot = other.as_ref().map(|o| {
         let label = format!("other proxy {}w", settings.workers);
-        target(&label, o.addr.clone(), Some(o.child.id()))
+        target(&label, o.addr.clone(), Some(o.child.id()), &servers)
     });
     let mut targets: Vec<&Target> = vec![&direct, &rm];
     targets.extend(ot.as_ref());

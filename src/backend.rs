@@ -555,6 +555,8 @@ impl Link {
                 Ok(_) => {}
             }
             let _clock = crate::metrics::BatchClock::start();
+            // Clients whose replies this read completed are written when it is handed out.
+            let _batch = crate::session::DeliveryBatch::start();
             loop {
                 let len = match scanner.scan(&buf) {
                     Ok(Some(len)) => len,

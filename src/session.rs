@@ -3,7 +3,9 @@
 //!
 //! A session is two tasks on its worker: the reader (this module's [`run`]) parses and
 //! dispatches, the writer drains the reply queue ([`ClientShared`]) that backend links
-//! fill. Requests go out as the bytes the client sent; the reply queue gives every request
+//! fill. For plain TCP clients the links write ready replies to the socket themselves at
+//! the end of each backend read ([`DeliveryBatch`]); the writer takes over only what the
+//! socket did not accept at once. Requests go out as the bytes the client sent; the reply queue gives every request
 //! exactly one slot, so a reply can only be written where its request stood.
 
 mod fanout;
@@ -12,7 +14,7 @@ mod merge;
 mod queue;
 
 pub use merge::{Merge, MergeKind};
-pub use queue::{ClientShared, Drained};
+pub use queue::{ClientShared, DeliveryBatch, Drained};
 
 use crate::auth::Rights;
 use crate::backend::{Link, Retry, Waiter};
@@ -101,7 +103,9 @@ pub(crate) struct Client {
 pub async fn run(ctx: Rc<WorkerCtx>, stream: TcpStream, peer: String) {
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
-    serve(ctx, reader, writer, peer).await;
+    // Shared: backend links write replies to it directly (see `DeliveryBatch`).
+    let writer = Rc::new(writer);
+    serve(ctx, reader, SharedWrite(writer.clone()), Some(writer), peer).await;
 }
 
 /// Serves one TLS client: the handshake (bounded in time), then as [`run`].
@@ -116,16 +120,22 @@ pub async fn run_tls(
     match handshake.await {
         Ok(Ok(tls)) => {
             let (reader, writer) = tokio::io::split(tls);
-            serve(ctx, reader, writer, peer).await;
+            serve(ctx, reader, writer, None, peer).await;
         }
         Ok(Err(e)) => tracing::debug!(client = %peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
     }
 }
 
-/// The session over any byte stream (plain TCP halves or TLS halves).
-async fn serve<R, W>(ctx: Rc<WorkerCtx>, mut reader: R, writer: W, peer: String)
-where
+/// The session over any byte stream (plain TCP halves or TLS halves). `direct` is the
+/// socket `writer` writes to, when links may write to it themselves.
+async fn serve<R, W>(
+    ctx: Rc<WorkerCtx>,
+    mut reader: R,
+    writer: W,
+    direct: Option<Rc<tokio::net::tcp::OwnedWriteHalf>>,
+    peer: String,
+) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + 'static,
 {
@@ -133,6 +143,9 @@ where
         ctx.proxy.live.output_limit_normal(),
         ctx.stats.clone(),
     ));
+    if let Some(socket) = direct {
+        shared.set_direct(socket);
+    }
     ctx.register(&shared);
     let writer_task = tokio::task::spawn_local(write_loop(shared.clone(), writer));
     let mut client = Client {
@@ -275,13 +288,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: Rc<ClientShared>, mut writer:
     let mut small = BytesMut::new();
     loop {
         let outcome = shared.drain_ready(&mut batch, WRITE_BATCH);
-        if !batch.is_empty()
-            && write_batch(&mut writer, &mut batch, &mut small)
-                .await
-                .is_err()
-        {
-            shared.close();
-            return;
+        if !batch.is_empty() {
+            shared.set_writer_busy(true);
+            let written = write_batch(&mut writer, &mut batch, &mut small).await;
+            shared.set_writer_busy(false);
+            if written.is_err() {
+                shared.close();
+                return;
+            }
         }
         match outcome {
             Drained::Write => continue,
@@ -322,6 +336,42 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     }
     // A no-op on TCP; TLS sends the records it buffered.
     writer.flush().await
+}
+
+/// The writer task's handle on a plain TCP client socket that backend links also write
+/// to (only ever one of them at a time: see [`ClientShared`]).
+struct SharedWrite(Rc<tokio::net::tcp::OwnedWriteHalf>);
+
+impl AsyncWrite for SharedWrite {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let socket: &TcpStream = self.0.as_ref().as_ref();
+        loop {
+            std::task::ready!(socket.poll_write_ready(cx))?;
+            match socket.try_write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return std::task::Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let socket: &TcpStream = self.0.as_ref().as_ref();
+        std::task::Poll::Ready(socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Write))
+    }
 }
 
 /// Redis' text for an unknown command.

@@ -1,5 +1,10 @@
 //! A client's reply queue: one slot per request, filled in any order by backend links,
 //! written to the client strictly in request order.
+//!
+//! Replies are written by the session's writer task, or, for plain TCP clients, straight
+//! from the backend link's task at the end of the read that completed them (a
+//! [`DeliveryBatch`]): one write per client per backend read, without waking the writer.
+//! The writer takes over whatever such a write could not finish.
 
 use super::merge::Merge;
 use crate::metrics::{Meter, WorkerStats};
@@ -7,7 +12,10 @@ use crate::wake::LocalNotify;
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::rc::Rc;
 use std::sync::Arc;
+use tokio::net::tcp::OwnedWriteHalf;
 
 enum Slot {
     /// Waiting for a backend reply (timed when the meter is set).
@@ -51,7 +59,63 @@ pub struct ClientShared {
     armed: Cell<Option<Meter>>,
     /// When the last read from the client returned (the start of its requests' latency).
     read_at: Cell<std::time::Instant>,
+    /// The client's socket, for writes made outside the writer task (plain TCP only).
+    direct: RefCell<Option<Rc<OwnedWriteHalf>>>,
+    /// The writer task holds replies it took from the queue and has not finished writing.
+    writer_busy: Cell<bool>,
+    /// What a direct write could not finish; the writer writes it before anything else.
+    carry: RefCell<Vec<Bytes>>,
+    /// Already in this thread's list of clients to write at the end of the delivery batch.
+    flush_queued: Cell<bool>,
 }
+
+thread_local! {
+    /// Open [`DeliveryBatch`] scopes on this thread.
+    static BATCH_DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Clients with replies ready, written when the outermost batch ends.
+    static TO_FLUSH: RefCell<Vec<Rc<ClientShared>>> = const { RefCell::new(Vec::new()) };
+    /// The replies of one direct write (kept to reuse its allocation).
+    static DIRECT_OUT: RefCell<Vec<Bytes>> = const { RefCell::new(Vec::new()) };
+}
+
+/// While one is alive on a thread, a client whose next reply becomes ready is not woken;
+/// its ready replies are written when the batch ends, in one system call, from the
+/// task that delivered them (a backend link's reader, after handing out one read's
+/// replies). Hold it only across code that does not await.
+pub struct DeliveryBatch(());
+
+impl DeliveryBatch {
+    pub fn start() -> DeliveryBatch {
+        BATCH_DEPTH.with(|d| d.set(d.get() + 1));
+        DeliveryBatch(())
+    }
+}
+
+impl Drop for DeliveryBatch {
+    fn drop(&mut self) {
+        let depth = BATCH_DEPTH.with(|d| {
+            d.set(d.get() - 1);
+            d.get()
+        });
+        if depth > 0 {
+            return;
+        }
+        let mut clients = TO_FLUSH.with(|l| std::mem::take(&mut *l.borrow_mut()));
+        for client in clients.drain(..) {
+            client.flush_direct();
+        }
+        // Give the (now empty) list back so its allocation is reused.
+        TO_FLUSH.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.capacity() < clients.capacity() {
+                *l = clients;
+            }
+        });
+    }
+}
+
+/// Most replies gathered into one direct write.
+const DIRECT_MAX_REPLIES: usize = 64;
 
 /// What the writer should do with what it took from the queue.
 pub enum Drained {
@@ -82,6 +146,103 @@ impl ClientShared {
             stats: None,
             armed: Cell::new(None),
             read_at: Cell::new(std::time::Instant::now()),
+            direct: RefCell::new(None),
+            writer_busy: Cell::new(false),
+            carry: RefCell::new(Vec::new()),
+            flush_queued: Cell::new(false),
+        }
+    }
+
+    /// Lets backend links write this client's replies to `socket` themselves (see
+    /// [`DeliveryBatch`]); the writer task must write through the same socket.
+    pub fn set_direct(&self, socket: Rc<OwnedWriteHalf>) {
+        *self.direct.borrow_mut() = Some(socket);
+    }
+
+    /// The writer task has taken replies and is writing them (direct writes wait).
+    pub fn set_writer_busy(&self, busy: bool) {
+        self.writer_busy.set(busy);
+    }
+
+    /// The head of the queue became ready: inside a delivery batch the client is written
+    /// when the batch ends, otherwise the writer is woken.
+    fn head_ready(self: &Rc<Self>) {
+        let batched = BATCH_DEPTH.with(|d| d.get() > 0);
+        if !batched || self.direct.borrow().is_none() {
+            self.wake_writer.notify_one();
+            return;
+        }
+        if !self.flush_queued.replace(true) {
+            TO_FLUSH.with(|l| l.borrow_mut().push(self.clone()));
+        }
+    }
+
+    /// Writes the ready replies at the head of the queue with one non-blocking system
+    /// call. Whatever is not written (the socket is full) goes to the writer task, which
+    /// writes it before anything else; so does everything when the writer is busy.
+    fn flush_direct(&self) {
+        self.flush_queued.set(false);
+        if self.closed.get() {
+            return;
+        }
+        let Some(socket) = self.direct.borrow().clone() else {
+            self.wake_writer.notify_one();
+            return;
+        };
+        if self.writer_busy.get() || !self.carry.borrow().is_empty() {
+            self.wake_writer.notify_one();
+            return;
+        }
+        let mut out = DIRECT_OUT.with(|o| std::mem::take(&mut *o.borrow_mut()));
+        let more = self.take_ready(&mut out, super::WRITE_BATCH, DIRECT_MAX_REPLIES, false);
+        self.write_direct(&socket, &mut out, more);
+        out.clear();
+        DIRECT_OUT.with(|o| *o.borrow_mut() = out);
+    }
+
+    /// One vectored write of `out`; the rest to the writer (also woken when `more`).
+    fn write_direct(&self, socket: &OwnedWriteHalf, out: &mut Vec<Bytes>, more: bool) {
+        if out.is_empty() {
+            if more {
+                self.wake_writer.notify_one();
+            }
+            return;
+        }
+        let total: usize = out.iter().map(Bytes::len).sum();
+        let mut slices = [IoSlice::new(&[]); DIRECT_MAX_REPLIES];
+        for (slice, b) in slices.iter_mut().zip(out.iter()) {
+            *slice = IoSlice::new(b);
+        }
+        let written = match socket
+            .as_ref()
+            .try_write_vectored(&slices[..out.len().min(DIRECT_MAX_REPLIES)])
+        {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(_) => {
+                // The writer would fail the same way: the client is gone.
+                self.close();
+                return;
+            }
+        };
+        if written < total {
+            let mut skip = written;
+            let mut carry = self.carry.borrow_mut();
+            for mut b in out.drain(..) {
+                if skip >= b.len() {
+                    skip -= b.len();
+                    continue;
+                }
+                if skip > 0 {
+                    b = b.slice(skip..);
+                    skip = 0;
+                }
+                carry.push(b);
+            }
+            drop(carry);
+            self.wake_writer.notify_one();
+        } else if more {
+            self.wake_writer.notify_one();
         }
     }
 
@@ -147,6 +308,8 @@ impl ClientShared {
     /// dropped.
     pub fn close(&self) {
         self.closed.set(true);
+        self.direct.borrow_mut().take();
+        self.carry.borrow_mut().clear();
         {
             let mut q = self.queue.borrow_mut();
             let n = q.slots.len() as u64;
@@ -263,7 +426,7 @@ impl ClientShared {
     }
 
     /// A backend reply (or error) for slot `seq`, part `part`.
-    pub fn deliver(&self, seq: u64, part: u32, reply: Bytes) {
+    pub fn deliver(self: &Rc<Self>, seq: u64, part: u32, reply: Bytes) {
         if self.closed.get() {
             return;
         }
@@ -302,7 +465,7 @@ impl ClientShared {
         let idle = q.pending == 0;
         drop(q);
         if idx == 0 || self.head_is_ready() {
-            self.wake_writer.notify_one();
+            self.head_ready();
         }
         if idle {
             self.wake_reader.notify_one();
@@ -317,26 +480,51 @@ impl ClientShared {
         )
     }
 
-    /// Moves the ready replies at the front of the queue into `out`.
+    /// For the writer task: moves what a direct write left over, then the ready replies
+    /// at the front of the queue, into `out`.
     pub fn drain_ready(&self, out: &mut Vec<Bytes>, max_bytes: usize) -> Drained {
+        out.append(&mut self.carry.borrow_mut());
+        if self.take_ready(out, max_bytes, usize::MAX, true) {
+            Drained::Close
+        } else if !out.is_empty() {
+            Drained::Write
+        } else {
+            Drained::Wait
+        }
+    }
+
+    /// Moves the ready replies at the front of the queue into `out` (at most `max_bytes`
+    /// unless the first is larger, at most `max_replies`). With `take_close` a close
+    /// marker is taken too and true returned; without, true means something ready (a
+    /// close marker or more replies) is left at the front.
+    fn take_ready(
+        &self,
+        out: &mut Vec<Bytes>,
+        max_bytes: usize,
+        max_replies: usize,
+        take_close: bool,
+    ) -> bool {
         let mut q = self.queue.borrow_mut();
         let mut taken = 0;
+        let mut stopped_at_ready = false;
+        let mut closing = false;
         loop {
             match q.slots.front() {
                 Some(Slot::Ready(b)) => {
-                    if taken > 0 && taken + b.len() > max_bytes {
+                    if taken > 0 && (taken + b.len() > max_bytes || out.len() >= max_replies) {
+                        stopped_at_ready = true;
                         break;
                     }
                     taken += b.len();
                 }
                 Some(Slot::Discard) => {}
                 Some(Slot::Close) => {
-                    q.slots.pop_front();
-                    q.head += 1;
-                    if let Some(stats) = &self.stats {
-                        stats.add_bytes_out(taken);
+                    if take_close {
+                        q.slots.pop_front();
+                        q.head += 1;
                     }
-                    return Drained::Close;
+                    closing = true;
+                    break;
                 }
                 _ => break,
             }
@@ -350,12 +538,10 @@ impl ClientShared {
         if let Some(stats) = &self.stats {
             stats.add_bytes_out(taken);
         }
-        if !out.is_empty() {
+        if taken > 0 {
             self.wake_reader.notify_one();
-            Drained::Write
-        } else {
-            Drained::Wait
         }
+        closing || stopped_at_ready
     }
 
     /// Waits until the writer should look at the queue again.
