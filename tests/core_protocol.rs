@@ -586,3 +586,67 @@ fn hello_with_a_wrong_password_keeps_the_session() {
     );
     assert_err(&c.query(&["CONFIG", "GET", "port"]).unwrap(), "NOPERM");
 }
+
+/// A client that stops reading while large replies pile up: replies that the socket does
+/// not take at once (written from the backend link's task) must continue, in order, from
+/// the session's writer, interleaved with replies the proxy makes itself and with another
+/// client's traffic on the same backend link.
+#[test]
+fn slow_reader_gets_every_large_reply_in_order() {
+    let t = MasterReplica::start(GROUP);
+    let p = start_predixy_ready(&t);
+    let value = |k: usize| -> Vec<u8> {
+        (0..200_000u32)
+            .map(|i| b'a' + ((i as usize + k * 7) % 26) as u8)
+            .collect()
+    };
+    let mut setter = p.conn_auth(WRITE_PW);
+    for k in 0..10 {
+        let key = format!("slow:{k}");
+        assert_eq!(
+            setter
+                .query(&[b"SET".as_ref(), key.as_bytes(), &value(k)])
+                .unwrap(),
+            Reply::ok()
+        );
+    }
+    // Reads may go to the replica: wait until it has the last value.
+    must_wait(
+        Duration::from_secs(10),
+        "the replica to have the values",
+        || t.replicas[0].cmd(&["STRLEN", "slow:9"]) == Reply::Int(200_000),
+    );
+    let mut slow = p.conn_auth(WRITE_PW);
+    let mut wire = Vec::new();
+    let n = 120;
+    for i in 0..n {
+        let args: Vec<Vec<u8>> = match i % 3 {
+            0 => vec![b"GET".to_vec(), format!("slow:{}", i % 10).into_bytes()],
+            1 => vec![b"ECHO".to_vec(), format!("e{i}").into_bytes()],
+            _ => vec![b"INCR".to_vec(), b"slow:counter".to_vec()],
+        };
+        wire.extend(encode_command(&args));
+    }
+    slow.send_raw(&wire).unwrap();
+    // Meanwhile another client keeps the same backend link busy.
+    let mut busy = p.conn_auth(WRITE_PW);
+    for i in 0..300 {
+        let k = format!("busy:{i}");
+        assert_eq!(busy.query(&["SET", &k, "x"]).unwrap(), Reply::ok());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..n {
+        let got = slow
+            .read_reply()
+            .unwrap_or_else(|e| panic!("reply {i} of the slow reader: {e}"));
+        let want = match i % 3 {
+            0 => Reply::Bulk(value(i % 10)),
+            1 => Reply::bulk(format!("e{i}")),
+            _ => Reply::Int((i / 3 + 1) as i64),
+        };
+        assert!(got == want, "reply {i} of the slow reader is wrong");
+        if i % 20 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -117,6 +117,17 @@ impl Drop for DeliveryBatch {
 /// Most replies gathered into one direct write.
 const DIRECT_MAX_REPLIES: usize = 64;
 
+/// What [`ClientShared::take_ready`] stopped at.
+#[derive(PartialEq, Eq)]
+enum Left {
+    /// A close marker (taken when asked to).
+    Close,
+    /// More ready replies than one write takes.
+    Ready,
+    /// A reply still pending, or the end of the queue.
+    Nothing,
+}
+
 /// What the writer should do with what it took from the queue.
 pub enum Drained {
     /// Write these replies, then look again.
@@ -194,7 +205,8 @@ impl ClientShared {
             return;
         }
         let mut out = DIRECT_OUT.with(|o| std::mem::take(&mut *o.borrow_mut()));
-        let more = self.take_ready(&mut out, super::WRITE_BATCH, DIRECT_MAX_REPLIES, false);
+        let more = self.take_ready(&mut out, super::WRITE_BATCH, DIRECT_MAX_REPLIES, false)
+            != Left::Nothing;
         self.write_direct(&socket, &mut out, more);
         out.clear();
         DIRECT_OUT.with(|o| *o.borrow_mut() = out);
@@ -484,7 +496,7 @@ impl ClientShared {
     /// at the front of the queue, into `out`.
     pub fn drain_ready(&self, out: &mut Vec<Bytes>, max_bytes: usize) -> Drained {
         out.append(&mut self.carry.borrow_mut());
-        if self.take_ready(out, max_bytes, usize::MAX, true) {
+        if self.take_ready(out, max_bytes, usize::MAX, true) == Left::Close {
             Drained::Close
         } else if !out.is_empty() {
             Drained::Write
@@ -494,16 +506,15 @@ impl ClientShared {
     }
 
     /// Moves the ready replies at the front of the queue into `out` (at most `max_bytes`
-    /// unless the first is larger, at most `max_replies`). With `take_close` a close
-    /// marker is taken too and true returned; without, true means something ready (a
-    /// close marker or more replies) is left at the front.
+    /// unless the first is larger, at most `max_replies`), and the close marker after
+    /// them when `take_close`. Says what stopped it.
     fn take_ready(
         &self,
         out: &mut Vec<Bytes>,
         max_bytes: usize,
         max_replies: usize,
         take_close: bool,
-    ) -> bool {
+    ) -> Left {
         let mut q = self.queue.borrow_mut();
         let mut taken = 0;
         let mut stopped_at_ready = false;
@@ -541,7 +552,13 @@ impl ClientShared {
         if taken > 0 {
             self.wake_reader.notify_one();
         }
-        closing || stopped_at_ready
+        if closing {
+            Left::Close
+        } else if stopped_at_ready {
+            Left::Ready
+        } else {
+            Left::Nothing
+        }
     }
 
     /// Waits until the writer should look at the queue again.
