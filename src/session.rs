@@ -91,6 +91,9 @@ pub(crate) struct Client {
     pubsub: Option<Rc<Link>>,
     /// The last link a request went to was dedicated (ordering across links).
     last_dedicated: bool,
+    /// SELECT, HELLO or RESET changed the connection the next request goes to: it waits
+    /// for the earlier ones, which run on other connections.
+    switched: bool,
     keys: Vec<usize>,
     scratch: BytesMut,
     /// The last shared link used and its server (saves a map lookup per request).
@@ -165,6 +168,7 @@ async fn serve<R, W>(
         multi: None,
         pubsub: None,
         last_dedicated: false,
+        switched: false,
         keys: Vec::new(),
         scratch: BytesMut::new(),
         link_cache: None,
@@ -661,8 +665,33 @@ impl Client {
         link
     }
 
+    /// Before a request goes to a dedicated link (`dedicated`) or a shared one: when the
+    /// last one went to the other kind, or SELECT/HELLO/RESET changed the connection,
+    /// waits until every earlier request has its reply, so requests running on different
+    /// connections still run in the client's order. Dedicated after dedicated, and shared
+    /// after shared, stay pipelined.
+    async fn order_after(&mut self, dedicated: bool) {
+        if self.switched || self.last_dedicated != dedicated {
+            self.wait_sent().await;
+        }
+        self.switched = false;
+        self.last_dedicated = dedicated;
+    }
+
+    /// Waits until every request sent to a backend has its reply. The commands of a
+    /// transaction held back until its group is known are not waited for: they go out
+    /// after this.
+    async fn wait_sent(&self) {
+        let held_back = self.multi.as_ref().map_or(0, |tx| tx.buffered.len());
+        self.shared.wait_pending(held_back).await;
+    }
+
     /// Sends a request to the server that should answer it.
     async fn forward(&mut self, spec: &CommandSpec, args: &Args<'_>) {
+        if !spec.has(flags::BLOCKING) {
+            // Split and broadcast commands too.
+            self.order_after(false).await;
+        }
         let split = self.ctx.proxy.sharding.group_count() > 1;
         if split && self.fan_out(spec, args) {
             return;
@@ -681,10 +710,6 @@ impl Client {
                 Err(text) => self.error(&text),
             }
             return;
-        }
-        if self.last_dedicated {
-            self.shared.wait_idle().await;
-            self.last_dedicated = false;
         }
         let seq = self.shared.reserve();
         self.send_part(group, write, args.frame, seq, 0);
@@ -754,8 +779,9 @@ impl Client {
         }
     }
 
-    /// The client's dedicated link to `addr`, made (or re-made) as needed.
-    fn dedicated_link(&mut self, group: usize, addr: &ServerAddr) -> Rc<Link> {
+    /// The client's dedicated link to `addr`, made (or re-made) as needed. A link being
+    /// replaced first answers what was sent on it (closing it would fail those requests).
+    async fn dedicated_link(&mut self, group: usize, addr: &ServerAddr) -> Rc<Link> {
         if let Some((link, g)) = &self.private {
             if *g == group
                 && link.key.addr == *addr
@@ -764,6 +790,13 @@ impl Client {
             {
                 return link.clone();
             }
+        }
+        if self
+            .private
+            .as_ref()
+            .is_some_and(|(old, _)| old.in_flight() > 0)
+        {
+            self.wait_sent().await;
         }
         if let Some((old, _)) = self.private.take() {
             old.close();
@@ -776,11 +809,8 @@ impl Client {
     /// Sends on the dedicated link, after every earlier request has been answered so the
     /// client's order holds across links.
     async fn send_dedicated(&mut self, group: usize, addr: &ServerAddr, frame: &[u8]) {
-        if !self.last_dedicated {
-            self.shared.wait_idle().await;
-        }
-        self.last_dedicated = true;
-        let link = self.dedicated_link(group, addr);
+        self.order_after(true).await;
+        let link = self.dedicated_link(group, addr).await;
         let seq = self.shared.reserve();
         link.send(frame, self.waiter(seq, 0));
     }
@@ -799,7 +829,10 @@ impl Client {
                     aborted: false,
                 });
                 if self.watching {
-                    // WATCH already pinned a link: MULTI goes there now.
+                    // WATCH already pinned a link: MULTI goes there now, once the
+                    // requests sent since on shared links have answered (EXEC must not
+                    // run before them).
+                    self.order_after(true).await;
                     if let Some((link, _)) = self.private.clone() {
                         let seq = self.shared.reserve();
                         link.send(args.frame, self.waiter(seq, 0));
@@ -936,11 +969,8 @@ impl Client {
                     return false;
                 }
             };
-            if !self.last_dedicated {
-                self.shared.wait_idle().await;
-            }
-            self.last_dedicated = true;
-            let link = self.dedicated_link(group, &addr);
+            self.order_after(true).await;
+            let link = self.dedicated_link(group, &addr).await;
             // The MULTI's +OK was already given by the proxy.
             let seq = self.shared.reserve_discard();
             link.send(b"*1\r\n$5\r\nMULTI\r\n", self.waiter(seq, 0));

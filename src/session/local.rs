@@ -216,6 +216,9 @@ impl Client {
             }
             self.name = (!n.is_empty()).then(|| bytes::Bytes::copy_from_slice(n));
         }
+        if self.resp3 != (proto == 3) {
+            self.switched = true;
+        }
         self.resp3 = proto == 3;
         let resp3 = self.resp3;
         self.scratch.clear();
@@ -247,6 +250,9 @@ impl Client {
         if db < 0 || db >= databases {
             self.error("ERR DB index is out of range");
             return;
+        }
+        if self.db != db as u32 {
+            self.switched = true;
         }
         self.db = db as u32;
         self.scratch.clear();
@@ -411,6 +417,8 @@ pub(super) fn reset(client: &mut Client) -> bool {
     client.multi = None;
     client.watching = false;
     client.last_dedicated = false;
+    // Requests still running on the old connections come first.
+    client.switched = true;
     client.db = 0;
     client.resp3 = false;
     client.name = None;

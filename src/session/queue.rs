@@ -569,7 +569,13 @@ impl ClientShared {
     /// Waits until every request sent so far has its reply (used before switching to
     /// or from a dedicated link, so requests run in the client's order).
     pub async fn wait_idle(&self) {
-        while self.pending() > 0 && !self.closed.get() {
+        self.wait_pending(0).await
+    }
+
+    /// Waits until at most `max` requests wait for a backend (those of a transaction
+    /// not sent yet are left out this way).
+    pub async fn wait_pending(&self, max: usize) {
+        while self.pending() > max && !self.closed.get() {
             self.wake_reader.notified().await;
         }
     }
