@@ -19,6 +19,8 @@ use std::task::{Context, Poll, Waker};
 pub struct LocalNotify {
     permit: Cell<bool>,
     waker: Cell<Option<Waker>>,
+    /// Counts waker registrations, so a wait given up clears only its own.
+    registration: Cell<u64>,
 }
 
 impl LocalNotify {
@@ -36,21 +38,27 @@ impl LocalNotify {
 
     /// Completes once a permit is there, taking it.
     pub fn notified(&self) -> Notified<'_> {
-        Notified { signal: self }
+        Notified {
+            signal: self,
+            registered: None,
+        }
     }
 }
 
 /// The future of [`LocalNotify::notified`].
 pub struct Notified<'a> {
     signal: &'a LocalNotify,
+    /// The registration this future made last, while it may still be the stored one.
+    registered: Option<u64>,
 }
 
 impl Future for Notified<'_> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let signal = self.signal;
         if signal.permit.replace(false) {
+            self.registered = None;
             return Poll::Ready(());
         }
         // Keep the stored waker when it already wakes this task (no reference-count churn).
@@ -59,15 +67,21 @@ impl Future for Notified<'_> {
             Some(w) if w.will_wake(cx.waker()) => signal.waker.set(Some(w)),
             _ => signal.waker.set(Some(cx.waker().clone())),
         }
+        let id = signal.registration.get().wrapping_add(1);
+        signal.registration.set(id);
+        self.registered = Some(id);
         Poll::Pending
     }
 }
 
 impl Drop for Notified<'_> {
-    /// A wait given up (the other branch of a `select!` won) leaves no waker behind, so a
-    /// finished task is not kept alive by a signal it no longer waits on.
+    /// A wait given up (the other branch of a `select!` won, or the task was aborted)
+    /// takes its waker back, so a finished task is not kept alive by a signal it no
+    /// longer waits on. A waker another wait stored since is left alone.
     fn drop(&mut self) {
-        drop(self.signal.waker.take());
+        if self.registered == Some(self.signal.registration.get()) {
+            drop(self.signal.waker.take());
+        }
     }
 }
 
@@ -91,6 +105,37 @@ mod tests {
             tokio::time::timeout(std::time::Duration::from_millis(20), signal.notified()).await
         });
         assert!(again.is_err());
+    }
+
+    #[test]
+    fn a_dropped_old_wait_leaves_the_new_waiter_registered() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            let signal = Rc::new(LocalNotify::new());
+            // An old task waits, then a new one (a reconnected link's writer) replaces it.
+            let old = tokio::task::spawn_local({
+                let signal = signal.clone();
+                async move { signal.notified().await }
+            });
+            tokio::task::yield_now().await;
+            let new = tokio::task::spawn_local({
+                let signal = signal.clone();
+                async move { signal.notified().await }
+            });
+            tokio::task::yield_now().await;
+            // The old task is aborted and its wait dropped after the new one waits.
+            old.abort();
+            let _ = old.await;
+            signal.notify_one();
+            tokio::time::timeout(std::time::Duration::from_secs(5), new)
+                .await
+                .expect("the new waiter was woken")
+                .unwrap();
+        });
     }
 
     #[test]
