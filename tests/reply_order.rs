@@ -913,3 +913,23 @@ fn requests_on_shared_and_dedicated_links_run_in_the_clients_order() {
         );
     }
 }
+
+/// RESET pipelined behind a blocking command: the command finishes first (as on a plain
+/// Redis connection), rather than failing when RESET drops its dedicated connection.
+#[test]
+fn reset_waits_for_a_blocking_command_in_flight() {
+    let pool = start_pool("");
+    let mut c = pool.proxy.conn();
+    let replies = c
+        .pipeline(&[&["BLPOP", "reset:empty", "1"][..], &["RESET"], &["PING"]])
+        .unwrap();
+    assert_eq!(
+        replies,
+        vec![
+            Reply::Nil,
+            Reply::Status("RESET".into()),
+            Reply::Status("PONG".into())
+        ],
+        "BLPOP times out with nil, then RESET, then PING"
+    );
+}

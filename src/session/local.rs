@@ -40,7 +40,19 @@ impl Client {
                 self.shared.close_after();
                 return false;
             }
-            "reset" => return reset(self),
+            "reset" => {
+                // As on a real connection, a blocking command or transaction still
+                // running on the dedicated link finishes before RESET takes effect.
+                if self.multi.is_none()
+                    && self
+                        .private
+                        .as_ref()
+                        .is_some_and(|(l, _)| l.in_flight() > 0)
+                {
+                    self.wait_sent().await;
+                }
+                return reset(self);
+            }
             "info" => self.info(args).await,
             name if name.starts_with("client") => self.client_command(spec, args),
             name if name.starts_with("command") => {
