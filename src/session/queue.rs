@@ -517,6 +517,7 @@ impl ClientShared {
     ) -> Left {
         let mut q = self.queue.borrow_mut();
         let mut taken = 0;
+        let mut popped = false;
         let mut stopped_at_ready = false;
         let mut closing = false;
         loop {
@@ -544,12 +545,14 @@ impl ClientShared {
                 out.push(b);
             }
             q.head += 1;
+            popped = true;
         }
         drop(q);
         if let Some(stats) = &self.stats {
             stats.add_bytes_out(taken);
         }
-        if taken > 0 {
+        if popped {
+            // Room in the queue for a reader held back by `wait_room`.
             self.wake_reader.notify_one();
         }
         if closing {
