@@ -89,49 +89,51 @@ impl Drop for Notified<'_> {
 mod tests {
     use super::*;
     use std::rc::Rc;
+    use std::time::Duration;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    /// A task on the current `LocalSet` waiting on `signal`.
+    fn waiter(signal: &Rc<LocalNotify>) -> tokio::task::JoinHandle<()> {
+        let signal = signal.clone();
+        tokio::task::spawn_local(async move { signal.notified().await })
+    }
 
     #[test]
     fn permit_before_wait_completes_at_once() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let signal = LocalNotify::new();
         signal.notify_one();
         signal.notify_one();
         rt.block_on(signal.notified());
         // Two notifies leave one permit, as tokio's Notify.
         let again = rt.block_on(async {
-            tokio::time::timeout(std::time::Duration::from_millis(20), signal.notified()).await
+            tokio::time::timeout(Duration::from_millis(20), signal.notified()).await
         });
         assert!(again.is_err());
     }
 
     #[test]
     fn a_dropped_old_wait_leaves_the_new_waiter_registered() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
             let signal = Rc::new(LocalNotify::new());
             // An old task waits, then a new one (a reconnected link's writer) replaces it.
-            let old = tokio::task::spawn_local({
-                let signal = signal.clone();
-                async move { signal.notified().await }
-            });
+            let old = waiter(&signal);
             tokio::task::yield_now().await;
-            let new = tokio::task::spawn_local({
-                let signal = signal.clone();
-                async move { signal.notified().await }
-            });
+            let new = waiter(&signal);
             tokio::task::yield_now().await;
             // The old task is aborted and its wait dropped after the new one waits.
             old.abort();
             let _ = old.await;
             signal.notify_one();
-            tokio::time::timeout(std::time::Duration::from_secs(5), new)
+            tokio::time::timeout(Duration::from_secs(5), new)
                 .await
                 .expect("the new waiter was woken")
                 .unwrap();
@@ -140,20 +142,14 @@ mod tests {
 
     #[test]
     fn wakes_a_waiting_task() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let local = tokio::task::LocalSet::new();
         local.block_on(&rt, async {
             let signal = Rc::new(LocalNotify::new());
-            let waiting = tokio::task::spawn_local({
-                let signal = signal.clone();
-                async move { signal.notified().await }
-            });
+            let waiting = waiter(&signal);
             tokio::task::yield_now().await;
             signal.notify_one();
-            tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            tokio::time::timeout(Duration::from_secs(5), waiting)
                 .await
                 .expect("woken")
                 .unwrap();

@@ -56,28 +56,9 @@ fn start_pool() -> Pool {
     }
 }
 
-/// predixy's mapping: crc16 (XMODEM) of the tag or key, modulo the number of groups.
+/// predixy's mapping of a key to one of [`GROUPS`].
 fn group_of(key: &str) -> usize {
-    let bytes = key.as_bytes();
-    let part = match bytes.iter().position(|&b| b == b'{') {
-        Some(s) => match bytes[s + 1..].iter().position(|&b| b == b'}') {
-            Some(len) if len > 0 => &bytes[s + 1..s + 1 + len],
-            _ => bytes,
-        },
-        None => bytes,
-    };
-    let mut crc: u16 = 0;
-    for &b in part {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc as usize % GROUPS.len()
+    predixy_group_of(key, GROUPS.len())
 }
 
 #[test]

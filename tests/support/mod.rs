@@ -1476,3 +1476,28 @@ impl Drop for Redmux {
         finish_dir(&format!("redmux :{}", self.port), &self.dir, &self.log);
     }
 }
+
+/// predixy's mapping of a key to one of `groups` groups: crc16 (XMODEM) of the `{tag}` or
+/// the key, modulo the number of groups (computed here independently of redmux's code).
+pub fn predixy_group_of(key: &str, groups: usize) -> usize {
+    let bytes = key.as_bytes();
+    let part = match bytes.iter().position(|&b| b == b'{') {
+        Some(s) => match bytes[s + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &bytes[s + 1..s + 1 + len],
+            _ => bytes,
+        },
+        None => bytes,
+    };
+    let mut crc: u16 = 0;
+    for &b in part {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc as usize % groups
+}
