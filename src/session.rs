@@ -686,6 +686,18 @@ impl Client {
         self.shared.wait_pending(held_back).await;
     }
 
+    /// Waits until the dedicated link has answered what was sent on it, before it is
+    /// replaced or dropped (closing it would fail those requests).
+    async fn settle_dedicated(&self) {
+        if self
+            .private
+            .as_ref()
+            .is_some_and(|(link, _)| link.in_flight() > 0)
+        {
+            self.wait_sent().await;
+        }
+    }
+
     /// Sends a request to the server that should answer it.
     async fn forward(&mut self, spec: &CommandSpec, args: &Args<'_>) {
         if !spec.has(flags::BLOCKING) {
@@ -791,13 +803,7 @@ impl Client {
                 return link.clone();
             }
         }
-        if self
-            .private
-            .as_ref()
-            .is_some_and(|(old, _)| old.in_flight() > 0)
-        {
-            self.wait_sent().await;
-        }
+        self.settle_dedicated().await;
         if let Some((old, _)) = self.private.take() {
             old.close();
         }

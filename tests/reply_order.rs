@@ -39,24 +39,12 @@ fn start_pool(extra: &str) -> Pool {
         .zip(masters.iter().map(|m| m.port()))
         .collect();
     let sentinel = Sentinel::start_multi(&monitored, 1);
-    let port = free_port();
-    let mut config = format!(
-        "bind = \"127.0.0.1:{port}\"\nworker_threads = 4\n{extra}\n[sentinel_pool]\n\
-         hash = \"crc16\"\nhash_tag = \"{{}}\"\ndistribution = \"modula\"\n\
-         refresh_interval = 1\nsentinels = [\"{}\"]\n",
-        sentinel.addr()
+    let proxy = start_redmux_for_groups(
+        &sentinel,
+        &GROUPS,
+        &format!("worker_threads = 4\n{extra}"),
+        "refresh_interval = 1",
     );
-    for g in GROUPS {
-        config.push_str(&format!("[[sentinel_pool.group]]\nname = \"{g}\"\n"));
-    }
-    let proxy = Redmux::start_on(&config, "toml", port);
-    must_wait(Duration::from_secs(10), "proxy knows every master", || {
-        (0..30).all(|i| {
-            proxy
-                .try_cmd(&["SET", &format!("warm{i}"), "1"])
-                .is_ok_and(|r| r == Reply::ok())
-        })
-    });
     Pool {
         _masters: masters,
         _sentinel: sentinel,

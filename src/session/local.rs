@@ -43,13 +43,8 @@ impl Client {
             "reset" => {
                 // As on a real connection, a blocking command or transaction still
                 // running on the dedicated link finishes before RESET takes effect.
-                if self.multi.is_none()
-                    && self
-                        .private
-                        .as_ref()
-                        .is_some_and(|(l, _)| l.in_flight() > 0)
-                {
-                    self.wait_sent().await;
+                if self.multi.is_none() {
+                    self.settle_dedicated().await;
                 }
                 return reset(self);
             }

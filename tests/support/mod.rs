@@ -1501,3 +1501,34 @@ pub fn predixy_group_of(key: &str, groups: usize) -> usize {
     }
     crc as usize % groups
 }
+
+/// redmux (TOML config) in front of the groups `groups` that `sentinel` monitors, hashing
+/// keys as predixy does (crc16, `{}` tags, modula). `top` holds extra top-level lines
+/// (worker_threads, limits), `pool` extra `[sentinel_pool]` lines. Returns once SETs of 30
+/// keys, which fall in every group, succeed through it.
+pub fn start_redmux_for_groups(
+    sentinel: &Sentinel,
+    groups: &[&str],
+    top: &str,
+    pool: &str,
+) -> Redmux {
+    let port = free_port();
+    let mut config = format!(
+        "bind = \"127.0.0.1:{port}\"\n{top}\n[sentinel_pool]\n\
+         hash = \"crc16\"\nhash_tag = \"{{}}\"\ndistribution = \"modula\"\n\
+         {pool}\nsentinels = [\"{}\"]\n",
+        sentinel.addr()
+    );
+    for g in groups {
+        config.push_str(&format!("[[sentinel_pool.group]]\nname = \"{g}\"\n"));
+    }
+    let proxy = Redmux::start_on(&config, "toml", port);
+    must_wait(Duration::from_secs(10), "proxy knows every master", || {
+        (0..30).all(|i| {
+            proxy
+                .try_cmd(&["SET", &format!("warm{i}"), "1"])
+                .is_ok_and(|r| r == Reply::ok())
+        })
+    });
+    proxy
+}
