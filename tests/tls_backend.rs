@@ -9,44 +9,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::pki::{make_pki, Pki};
 use support::*;
-
-/// A CA and a certificate for localhost/127.0.0.1 it signed, as PEM files in `dir`.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn make_pki(dir: &Path, tag: &str) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().expect("ca key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name = dn(&format!("redmux backend test CA {tag}"));
-    let ca = ca_params.self_signed(&ca_key).expect("ca");
-    let key = KeyPair::generate().expect("key");
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    let mut params = CertificateParams::new(names).expect("params");
-    params.distinguished_name = dn("localhost");
-    let cert = params.signed_by(&key, &ca, &ca_key).expect("cert");
-    let write = |name: &str, pem: String| {
-        let p = dir.join(format!("{tag}-{name}"));
-        std::fs::write(&p, pem).expect("write pem");
-        p
-    };
-    Pki {
-        ca: write("ca.pem", ca.pem()),
-        cert: write("cert.pem", cert.pem()),
-        key: write("key.pem", key.serialize_pem()),
-    }
-}
-
-fn dn(cn: &str) -> rcgen::DistinguishedName {
-    let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, cn);
-    dn
-}
 
 /// The redis-server/sentinel TLS settings for `pki` (clients need no certificate).
 fn tls_args(pki: &Pki) -> Vec<String> {

@@ -13,6 +13,8 @@
 //! `REDMUX_KEEP_TEST_DIRS=1` to keep the temp dirs of passing tests too.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::fs;
