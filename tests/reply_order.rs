@@ -32,13 +32,7 @@ struct Pool {
 /// Three groups (a master each, no replica: reads see the client's own writes), one
 /// Sentinel, redmux with 4 workers and `extra` top-level config lines.
 fn start_pool(extra: &str) -> Pool {
-    let masters: Vec<RedisServer> = GROUPS.iter().map(|_| RedisServer::start()).collect();
-    let monitored: Vec<(&str, u16)> = GROUPS
-        .iter()
-        .copied()
-        .zip(masters.iter().map(|m| m.port()))
-        .collect();
-    let sentinel = Sentinel::start_multi(&monitored, 1);
+    let (masters, sentinel) = start_monitored_masters(&GROUPS);
     let proxy = start_redmux_for_groups(
         &sentinel,
         &GROUPS,

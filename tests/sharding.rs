@@ -17,7 +17,7 @@ struct Pool {
 }
 
 fn start_pool() -> Pool {
-    let masters: Vec<RedisServer> = GROUPS.iter().map(|_| RedisServer::start()).collect();
+    let (masters, sentinel) = start_monitored_masters(&GROUPS);
     let replicas: Vec<RedisServer> = masters
         .iter()
         .map(|m| RedisServer::start_replica_of(m.port()))
@@ -25,12 +25,6 @@ fn start_pool() -> Pool {
     for r in &replicas {
         r.wait_link_up(Duration::from_secs(10));
     }
-    let monitored: Vec<(&str, u16)> = GROUPS
-        .iter()
-        .copied()
-        .zip(masters.iter().map(|m| m.port()))
-        .collect();
-    let sentinel = Sentinel::start_multi(&monitored, 1);
     let proxy = start_redmux_for_groups(
         &sentinel,
         &GROUPS,

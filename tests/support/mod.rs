@@ -1534,3 +1534,14 @@ pub fn start_redmux_for_groups(
     });
     proxy
 }
+
+/// One master per name in `groups` and one Sentinel (quorum 1) monitoring them all.
+pub fn start_monitored_masters(groups: &[&str]) -> (Vec<RedisServer>, Sentinel) {
+    let masters: Vec<RedisServer> = groups.iter().map(|_| RedisServer::start()).collect();
+    let monitored: Vec<(&str, u16)> = groups
+        .iter()
+        .copied()
+        .zip(masters.iter().map(|m| m.port()))
+        .collect();
+    (masters, Sentinel::start_multi(&monitored, 1))
+}
