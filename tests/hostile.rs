@@ -33,18 +33,6 @@ fn proc_status_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("{field} not in /proc/{pid}/status"))
 }
 
-/// A tiny deterministic generator for garbage bytes.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     OversizedHeader,

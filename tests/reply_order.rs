@@ -51,27 +51,6 @@ fn group_of(key: &str) -> usize {
     predixy_group_of(key, GROUPS.len())
 }
 
-/// A tiny deterministic generator so failures replay.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below((hi - lo + 1) as u64) as usize
-    }
-}
-
 /// A value of `len` bytes that names its client and operation, so a value handed to the
 /// wrong request is recognised.
 fn value(client: usize, op: usize, len: usize) -> Vec<u8> {
@@ -159,7 +138,7 @@ fn connect(addr: &str, rcvbuf: Option<usize>) -> std::io::Result<TcpStream> {
 /// keys (no other client touches them).
 struct Workload {
     client: usize,
-    rng: Rng,
+    rng: XorShift,
     keys: Vec<String>,
     values: HashMap<usize, Vec<u8>>,
     counter: i64,
@@ -172,7 +151,7 @@ impl Workload {
     fn new(client: usize, seed: u64, profile: Profile) -> Workload {
         Workload {
             client,
-            rng: Rng::new(seed),
+            rng: XorShift::new(seed),
             keys: (0..6).map(|j| format!("ro:{client}:{j}")).collect(),
             values: HashMap::new(),
             counter: 0,
@@ -354,7 +333,7 @@ fn run_client(
         Ok(n)
     });
     let mut w = Workload::new(client, seed, profile);
-    let mut rng = Rng::new(seed ^ 0xABCD);
+    let mut rng = XorShift::new(seed ^ 0xABCD);
     let mut op = 0;
     let mut sent = 0;
     let mut send_error = None;

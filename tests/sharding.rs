@@ -251,22 +251,7 @@ fn transactions_scripts_and_blocking_stay_in_one_group() {
     );
 }
 
-/// A tiny deterministic generator so failures replay.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
-
-fn random_command(rng: &mut Rng) -> Vec<String> {
+fn random_command(rng: &mut XorShift) -> Vec<String> {
     let keys = ["a", "b", "c", "d", "{t}1", "{t}2", "{t}3", "n1", "n2"];
     let k = rng.pick(&keys).to_string();
     let v = (rng.next() % 100).to_string();
@@ -303,7 +288,7 @@ fn random_command(rng: &mut Rng) -> Vec<String> {
 fn random_command_stream_answers_like_one_plain_redis() {
     let pool = start_pool();
     let plain = RedisServer::start();
-    let mut rng = Rng(0x5EED_1234_ABCD_0001);
+    let mut rng = XorShift(0x5EED_1234_ABCD_0001);
     let mut via_proxy = pool.proxy.conn();
     let mut direct = plain.conn();
     for round in 0..60 {

@@ -1545,3 +1545,32 @@ pub fn start_monitored_masters(groups: &[&str]) -> (Vec<RedisServer>, Sentinel) 
         .collect();
     (masters, Sentinel::start_multi(&monitored, 1))
 }
+
+/// A tiny deterministic generator (xorshift64) so a failing random test replays. The
+/// field is the state: `XorShift(seed)` starts from `seed` as it is (it must not be 0);
+/// [`XorShift::new`] spreads any seed first.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// A number in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below((hi - lo + 1) as u64) as usize
+    }
+    /// One of `items`.
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
