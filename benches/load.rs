@@ -54,6 +54,9 @@ struct Sample {
     cpu_ticks: (u64, u64),
     /// utime + stime of the Redis servers behind the target during the run.
     server_ticks: u64,
+    /// utime + stime of the load generator during the run: this process (the Rust load
+    /// generator's threads) and its waited-for children (redis-benchmark).
+    loadgen_ticks: u64,
     peak_rss_kb: u64,
 }
 
@@ -118,6 +121,22 @@ fn cpu_ticks(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (get(11), get(12))
+}
+
+/// utime + stime of this process plus its waited-for children, in clock ticks.
+fn own_and_children_ticks() -> u64 {
+    let Ok(stat) = fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    stat[close + 1..]
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum()
 }
 
 /// VmHWM (peak RSS) in kB.
@@ -501,10 +520,12 @@ fn run_scenario(
             }
             let before = t.pid.map(cpu_ticks).unwrap_or((0, 0));
             let servers_before = servers_ticks(&t.servers);
+            let loadgen_before = own_and_children_ticks();
             let wall = Instant::now();
             let mut s = run(t, n);
             let wall = wall.elapsed().as_secs_f64();
             s.server_ticks = servers_ticks(&t.servers).saturating_sub(servers_before);
+            s.loadgen_ticks = own_and_children_ticks().saturating_sub(loadgen_before);
             if let Some(pid) = t.pid {
                 let after = cpu_ticks(pid);
                 s.cpu_ticks = (
@@ -530,10 +551,18 @@ fn run_scenario(
     }
 }
 
+/// The table. Besides each target's own figures it gives the load generator's CPU per
+/// request, how many of the machine's cores the three (load generator, Redis, proxy) kept
+/// busy together, and for a proxy a bound: the ratio to direct Redis that a proxy spending
+/// no user-space CPU at all (only the kernel time it was measured to spend) would reach
+/// with every core busy, i.e. cores / (load generator + Redis + proxy system time per
+/// request) / direct rate. A ratio above the bound cannot be reached by any change to the
+/// proxy's own code that keeps its system calls.
 fn print_table(outcomes: &[Outcome]) {
     let tps = ticks_per_second();
-    println!("| scenario | target | ops/s | vs direct | p50 us | p99 us | proxy CPU us/req (user + sys) | Redis CPU us/req | proxy peak RSS MB |");
-    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    println!("| scenario | target | ops/s | vs direct | p50 us | p99 us | proxy CPU us/req (user + sys) | Redis CPU us/req | load generator CPU us/req | cores busy | bound | proxy peak RSS MB |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for o in outcomes {
         let mut direct_rate = None;
         for (label, pid, samples) in &o.per_target {
@@ -545,30 +574,35 @@ fn print_table(outcomes: &[Outcome]) {
                 / k;
             let p50 = samples.iter().map(|s| s.p50_us).sum::<f64>() / k;
             let p99 = samples.iter().map(|s| s.p99_us).sum::<f64>() / k;
-            let ratio = match direct_rate {
+            let reqs = samples.iter().map(|s| s.requests).sum::<u64>().max(1) as f64;
+            let us = |ticks: u64| ticks as f64 / tps * 1e6 / reqs;
+            let server = us(samples.iter().map(|s| s.server_ticks).sum());
+            let loadgen = us(samples.iter().map(|s| s.loadgen_ticks).sum());
+            let user = us(samples.iter().map(|s| s.cpu_ticks.0).sum());
+            let sys = us(samples.iter().map(|s| s.cpu_ticks.1).sum());
+            // CPU seconds per second of the run: requests/s x CPU microseconds/request.
+            let busy = rate * (loadgen + server + user + sys) / 1e6;
+            let (ratio, bound) = match direct_rate {
                 None => {
                     direct_rate = Some(rate);
-                    "1.00".to_string()
+                    ("1.00".to_string(), "-".to_string())
                 }
-                Some(d) => format!("{:.2}", rate / d),
+                Some(d) => {
+                    let best = cores * 1e6 / (loadgen + server + sys).max(1e-9);
+                    (format!("{:.2}", rate / d), format!("{:.2}", best / d))
+                }
             };
-            let reqs = samples.iter().map(|s| s.requests).sum::<u64>().max(1) as f64;
-            let server: u64 = samples.iter().map(|s| s.server_ticks).sum();
-            let server = format!("{:.2}", server as f64 / tps * 1e6 / reqs);
             let (cpu, rss) = if pid.is_some() {
-                let user: u64 = samples.iter().map(|s| s.cpu_ticks.0).sum();
-                let sys: u64 = samples.iter().map(|s| s.cpu_ticks.1).sum();
-                let us = |ticks: u64| ticks as f64 / tps * 1e6 / reqs;
                 let rss = samples.iter().map(|s| s.peak_rss_kb).max().unwrap_or(0);
                 (
-                    format!("{:.2} ({:.2} + {:.2})", us(user + sys), us(user), us(sys)),
+                    format!("{:.2} ({user:.2} + {sys:.2})", user + sys),
                     format!("{:.1}", rss as f64 / 1024.0),
                 )
             } else {
                 ("-".into(), "-".into())
             };
             println!(
-                "| {} (load {}) | {label} | {rate:.0} | {ratio} | {p50:.0} | {p99:.0} | {cpu} | {server} | {rss} |",
+                "| {} (load {}) | {label} | {rate:.0} | {ratio} | {p50:.0} | {p99:.0} | {cpu} | {server:.2} | {loadgen:.2} | {busy:.2} of {cores:.0} | {bound} | {rss} |",
                 o.title, o.load
             );
         }

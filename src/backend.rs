@@ -63,8 +63,9 @@ pub struct Waiter {
     pub client: Rc<ClientShared>,
     pub seq: u64,
     pub part: u32,
-    /// When it was queued on its current link (reset by [`Link::send`] and when it moves
-    /// to a new connection): `server_timeout` counts from here, not from a failover hold.
+    /// When it was queued on its current link (its client's read, restamped when written,
+    /// when released from a failover hold and when it moves to a new connection):
+    /// `server_timeout` counts from here, not from a failover hold.
     pub sent: Instant,
     /// For writes: what is needed to send it again to a new master.
     pub retry: Option<Retry>,
@@ -249,7 +250,13 @@ impl Link {
                 fail_one(waiter, &self.error_text("link closed"));
                 return;
             }
-            waiter.sent = Instant::now();
+            if self.dedicated {
+                // A dedicated link's request may have waited for the client's earlier
+                // ones; a shared link's waiter carries the time its client's read arrived
+                // (one clock read per read, not per request) and `mark_written` restamps
+                // it once written.
+                waiter.sent = Instant::now();
+            }
             if st.waiting.is_empty() {
                 // The reader may be waiting with no deadline: give it one.
                 self.wake_reader.notify_one();

@@ -177,6 +177,7 @@ impl HoldQueue {
                     }
                     let link = ctx.links.shared(master, item.db, item.resp3);
                     let mut waiter = item.waiter;
+                    waiter.sent = Instant::now();
                     // Re-sendable once more, should the new master refuse it too.
                     waiter.retry = Some(Retry {
                         frame: item.frame.clone(),

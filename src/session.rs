@@ -673,6 +673,8 @@ impl Client {
     async fn order_after(&mut self, dedicated: bool) {
         if self.switched || self.last_dedicated != dedicated {
             self.wait_sent().await;
+            // Requests sent from here are timed from now, not from the read.
+            self.now = Instant::now();
         }
         self.switched = false;
         self.last_dedicated = dedicated;
