@@ -207,6 +207,9 @@ pub struct Config {
     pub auth_failure_limit: u32,
     /// TLS on the client port; plain TCP when `None`.
     pub tls: Option<TlsConfig>,
+    /// Directives accepted without effect (predixy's logging and buffer tuning), as
+    /// warnings to show the operator: line and text.
+    pub ignored: Vec<ConfigProblem>,
 }
 
 impl Default for Config {
@@ -229,6 +232,7 @@ impl Default for Config {
             client_output_buffer_limit_pubsub: 32 * 1024 * 1024,
             auth_failure_limit: 60,
             tls: None,
+            ignored: Vec::new(),
         }
     }
 }

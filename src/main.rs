@@ -60,11 +60,17 @@ fn main() -> ExitCode {
             eprintln!("{}: [tls]: {e}", path.display());
             return ExitCode::from(EXIT_CONFIG);
         }
+        for w in &config.ignored {
+            eprintln!("{}:{}: warning: {}", path.display(), w.line, w.message);
+        }
         println!("{}: configuration is valid", path.display());
         return ExitCode::SUCCESS;
     }
     let set_log_level = init_logging(&config);
     tracing::info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), "config loaded");
+    for w in &config.ignored {
+        tracing::warn!(config = %path.display(), line = w.line, "{}", w.message);
+    }
     let reloader = Reloader {
         path: path.clone(),
         set_log_level,

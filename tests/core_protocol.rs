@@ -650,3 +650,28 @@ fn slow_reader_gets_every_large_reply_in_order() {
         }
     }
 }
+
+/// A predixy.conf as predixy users keep it, with its log and buffer directives: `--check`
+/// passes with a warning per ignored line, and the proxy starts, warns once and serves.
+#[test]
+fn predixy_log_and_buffer_directives_load_with_warnings() {
+    let t = MasterReplica::start("mymaster");
+    let port = free_port();
+    let text = format!(
+        "Log ./predixy.log\nLogRotate 1d\nBufSize 4096\n{}",
+        Redmux::predixy_conf(&t.sentinel_addrs(), port)
+    );
+    let (status, out) = Redmux::check(&text, "conf");
+    assert!(status.success(), "{status:?}\n{out}");
+    assert!(out.contains(":1: warning: `Log` ignored"), "{out}");
+    assert!(out.contains(":2: warning: `LogRotate` ignored"), "{out}");
+    assert!(out.contains(":3: warning: `BufSize` ignored"), "{out}");
+    let p = Redmux::start_on(&text, "conf", port);
+    wait_master(&p, Some(WRITE_PW));
+    let logs = p.logs();
+    assert_eq!(logs.matches("`BufSize` ignored").count(), 1, "{logs}");
+    // A directive that would change behaviour is still refused.
+    let (status, out) = Redmux::check(&format!("MaxMemory 1G\n{text}"), "conf");
+    assert_eq!(status.code(), Some(78), "{out}");
+    assert!(out.contains(":1: `MaxMemory`: not supported"), "{out}");
+}

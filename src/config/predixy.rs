@@ -71,7 +71,28 @@ const POOL: &[&str] = &[
     "TlsInsecureSkipVerify",
 ];
 
-/// predixy directives redmux knows but does not implement, and why.
+/// predixy directives that only tune what redmux does its own way (logging, buffers,
+/// statistics): accepted with a warning, so a predixy.conf loads as it is.
+const IGNORED: &[(&str, &str)] = &[
+    ("Log", "logs go to stderr (set LogLevel and LogFormat)"),
+    ("LogRotate", "logs go to stderr, rotate them outside"),
+    ("LogVerbSample", "use LogLevel"),
+    ("LogDebugSample", "use LogLevel"),
+    ("LogInfoSample", "use LogLevel"),
+    ("LogNoticeSample", "use LogLevel"),
+    ("LogWarnSample", "use LogLevel"),
+    ("LogErrorSample", "use LogLevel"),
+    ("BufSize", "buffers grow as needed"),
+    (
+        "LatencyMonitor",
+        "latency is in the Prometheus metrics (MetricsBind) and INFO",
+    ),
+    ("SlowlogLogSlowerThan", "redmux keeps no slow log"),
+    ("SlowlogMaxLen", "redmux keeps no slow log"),
+];
+
+/// predixy directives redmux knows but does not implement, and why: loading them would
+/// change what the proxy does, so they are refused.
 const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "ClusterServerPool",
@@ -86,32 +107,12 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "Include is not supported: put the whole configuration in one file",
     ),
     (
-        "Log",
-        "not supported by redmux: logs go to stderr (set LogLevel and LogFormat)",
-    ),
-    (
-        "LogRotate",
-        "not supported by redmux: logs go to stderr, rotate them outside",
-    ),
-    ("LogVerbSample", "not supported by redmux: use LogLevel"),
-    ("LogDebugSample", "not supported by redmux: use LogLevel"),
-    ("LogInfoSample", "not supported by redmux: use LogLevel"),
-    ("LogNoticeSample", "not supported by redmux: use LogLevel"),
-    ("LogWarnSample", "not supported by redmux: use LogLevel"),
-    ("LogErrorSample", "not supported by redmux: use LogLevel"),
-    (
         "MaxMemory",
-        "not supported by redmux: use ClientQueryBufferLimit",
+        "not supported by redmux (only `MaxMemory 0`, no limit, is accepted): use \
+         ClientQueryBufferLimit and ClientOutputBufferLimitNormal",
     ),
-    ("BufSize", "not supported by redmux: buffers grow as needed"),
     ("DataCenter", "not supported by redmux"),
-    (
-        "LatencyMonitor",
-        "not supported by redmux: use the Prometheus metrics (MetricsBind)",
-    ),
     ("CustomCommand", "not supported by redmux"),
-    ("SlowlogLogSlowerThan", "not supported by redmux"),
-    ("SlowlogMaxLen", "not supported by redmux"),
 ];
 
 /// Parses a predixy-style file into a [`Config`], or every problem found in it.
@@ -280,6 +281,16 @@ impl Loader {
                 return;
             }
         };
+        let top = scope == "the top level";
+        let unlimited = top && d.name == "MaxMemory" && d.args.len() == 1 && d.args[0] == "0";
+        let ignored = IGNORED.iter().find(|(name, _)| top && *name == d.name);
+        if let Some((_, why)) = ignored.or(unlimited.then_some(&("", "no limit is the default"))) {
+            self.cfg.ignored.push(ConfigProblem::new(
+                d.line,
+                format!("`{}` ignored: {why}", d.name),
+            ));
+            return;
+        }
         if let Some((_, why)) = UNSUPPORTED.iter().find(|(name, _)| *name == d.name) {
             self.problem(d.line, format!("`{}`: {why}", d.name));
             return;
@@ -850,6 +861,28 @@ SentinelServerPool {
     }
 
     #[test]
+    fn logging_and_buffer_tuning_are_ignored_with_a_warning() {
+        let text = format!(
+            "Log ./predixy.log\nLogRotate 1d\nLogVerbSample 0\nLogErrorSample 1\n\
+             BufSize 4096\nMaxMemory 0\nSlowlogLogSlowerThan 10000\nSlowlogMaxLen 128\n\
+             LatencyMonitor all {{\n Commands {{\n + all\n }}\n TimeSpan {{\n + 100\n }}\n}}\n\
+             {POOL_OK}"
+        );
+        let cfg = parse(&text).expect("loads");
+        let lines: Vec<usize> = cfg.ignored.iter().map(|w| w.line).collect();
+        assert_eq!(lines, [1, 2, 3, 4, 5, 6, 7, 8, 9], "{:#?}", cfg.ignored);
+        assert!(cfg.ignored[0]
+            .message
+            .starts_with("`Log` ignored: logs go to stderr"));
+        assert!(cfg.ignored[4].message.contains("`BufSize` ignored"));
+        // Only at the top level, where predixy has them.
+        let inside = "SentinelServerPool {\n BufSize 4096\n Sentinels {\n + s1:26379\n }\n \
+                      Group g1 {\n }\n}\n";
+        one_problem(inside, 2, "unknown directive `BufSize`");
+        assert!(parse(POOL_OK).expect("loads").ignored.is_empty());
+    }
+
+    #[test]
     fn no_authority_means_no_auth() {
         let cfg = parse(POOL_OK).expect("loads");
         assert_eq!(cfg.auth, None);
@@ -879,7 +912,8 @@ SentinelServerPool {
             ("ProtoMaxBulkLen 0\n", 1, "proto max bulk len is 0"),
             ("ClientQueryBufferLimit 1tb\n", 1, "bad size"),
             ("Include other.conf\n", 1, "Include is not supported"),
-            ("Log /var/log/predixy.log\n", 1, "not supported by redmux"),
+            ("MaxMemory 1G\n", 1, "only `MaxMemory 0`"),
+            ("DataCenter {\n}\n", 1, "not supported by redmux"),
             ("Authority\n", 1, "needs a { ... } block"),
             ("Authority {\n}\n", 1, "no auth entries"),
             (

@@ -102,7 +102,10 @@ struct Group {
 pub(super) fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
     let file: File = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(0, |span| line_at(text, span.start));
-        vec![ConfigProblem::new(line, e.message().trim_end().to_string())]
+        vec![ConfigProblem::new(
+            line,
+            decode_error(text, line, e.message()),
+        )]
     })?;
     let mut loader = Loader {
         text,
@@ -122,6 +125,44 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
 }
 
 /// The 1-based line holding byte `offset` of `text`.
+/// A TOML decoding error in the operator's words: the key it is about (when its line is a
+/// `key = value` line) and the expected type named as TOML names it, not as Rust does
+/// (`usize` becomes "a whole number").
+fn decode_error(text: &str, line: usize, message: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("expected usize", "expected a whole number (0 or more)"),
+        ("expected u64", "expected a whole number (0 or more)"),
+        ("expected u32", "expected a whole number (0 or more)"),
+        ("expected u16", "expected a whole number (0 or more)"),
+        ("expected u8", "expected a whole number (0 or more)"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a sequence", "expected a list ([...])"),
+        ("expected a map", "expected a table"),
+    ];
+    let mut message = message.trim_end().to_string();
+    for (rust, toml) in WORDS {
+        if let Some(at) = message.find(rust) {
+            let end = at + rust.len();
+            // Whole words only: "expected u8" must not match inside "expected u80".
+            if !message[end..].starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                message.replace_range(at..end, toml);
+            }
+        }
+    }
+    let key = text
+        .lines()
+        .nth(line.wrapping_sub(1))
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'));
+    match key {
+        Some(k) if !message.contains(&format!("`{k}`")) => format!("{k}: {message}"),
+        _ => message,
+    }
+}
+
 fn line_at(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     1 + text.as_bytes()[..end]
@@ -469,6 +510,23 @@ mod tests {
         assert_eq!(p.len(), 1, "{text}\n{p:#?}");
         assert_eq!(p[0].0, line, "{text}\n{p:#?}");
         assert!(p[0].1.contains(needle), "{:?} lacks {needle:?}", p[0].1);
+    }
+
+    #[test]
+    fn type_errors_name_the_key_and_toml_types() {
+        one_problem(
+            &format!("worker_threads = \"two\"\n{POOL_OK}"),
+            1,
+            "worker_threads: invalid type: string \"two\", expected a whole number (0 or more)",
+        );
+        one_problem(
+            &format!("\nallow = \"10.0.0.0/8\"\n{POOL_OK}"),
+            2,
+            "allow: invalid type: string \"10.0.0.0/8\", expected a list ([...])",
+        );
+        let p = problems(&format!("max_clients = -1\n{POOL_OK}"));
+        assert!(!p[0].1.contains("usize"), "{p:?}");
+        assert!(p[0].1.starts_with("max_clients: "), "{p:?}");
     }
 
     #[test]
