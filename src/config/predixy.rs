@@ -44,6 +44,7 @@ const AUTHORITY: &[&str] = &["Auth"];
 const AUTH: &[&str] = &["Mode", "KeyPrefix", "ReadKeyPrefix", "WriteKeyPrefix"];
 
 const POOL: &[&str] = &[
+    "RefreshMethod",
     "Databases",
     "Hash",
     "HashTag",
@@ -83,6 +84,7 @@ const IGNORED: &[(&str, &str)] = &[
     ("LogWarnSample", "use LogLevel"),
     ("LogErrorSample", "use LogLevel"),
     ("BufSize", "buffers grow as needed"),
+    ("AllowMissLog", "logs go to stderr (set LogLevel)"),
     (
         "LatencyMonitor",
         "latency is in the Prometheus metrics (MetricsBind) and INFO",
@@ -115,11 +117,51 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("CustomCommand", "not supported by redmux"),
 ];
 
+/// True when a pool block says `RefreshMethod sentinel`.
+fn has_sentinel_refresh(d: &Directive) -> bool {
+    d.block.as_deref().unwrap_or_default().iter().any(|n| {
+        matches!(n, Node::Directive(r) if r.name == "RefreshMethod"
+            && r.args.len() == 1 && r.args[0].eq_ignore_ascii_case("sentinel"))
+    })
+}
+
+/// Every directive name this format knows, in its documented spelling.
+fn known_names() -> impl Iterator<Item = &'static str> {
+    TOP.iter()
+        .chain(AUTHORITY)
+        .chain(AUTH)
+        .chain(POOL)
+        .copied()
+        .chain(IGNORED.iter().map(|(n, _)| *n))
+        .chain(UNSUPPORTED.iter().map(|(n, _)| *n))
+        .chain(["MaxMemory", "RefreshMethod"])
+}
+
+/// predixy compares directive names without regard to case (`bufsize`, `MASTERREADPRIORITY`):
+/// every name that matches a known one that way is given its documented spelling.
+fn canonical_names(nodes: &mut [Node]) {
+    for node in nodes {
+        if let Node::Directive(d) = node {
+            if let Some(known) = known_names().find(|k| k.eq_ignore_ascii_case(&d.name)) {
+                if d.name != known {
+                    d.name = known.to_string();
+                }
+            }
+            if let Some(block) = d.block.as_mut() {
+                canonical_names(block);
+            }
+        }
+    }
+}
+
 /// Parses a predixy-style file into a [`Config`], or every problem found in it.
 pub(super) fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
+    // A file saved by an editor that writes a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut problems = Vec::new();
-    let tree = syntax::parse_tree(text, &mut problems);
-    let mut loader = Loader::default();
+    let mut tree = syntax::parse_tree(text, &mut problems);
+    canonical_names(&mut tree);
+    let mut loader = Loader::new();
     loader.top(&tree);
     if !loader.saw_pool {
         loader.lines.missing_pool = true;
@@ -134,12 +176,33 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
     problems.append(&mut loader.problems);
     problems.extend(validate(&loader.cfg, &loader.lines));
     problems.sort_by_key(|p| p.line);
+    let more = problems.len().saturating_sub(MAX_SHOWN) + loader.dropped;
+    if more > 0 {
+        problems.truncate(MAX_SHOWN);
+        let last = problems.last().map_or(0, |p| p.line);
+        problems.push(ConfigProblem::new(
+            last,
+            format!("... and {more} more problems after this line"),
+        ));
+    }
+    let ignored = loader.ignored_seen;
+    if ignored > MAX_SHOWN {
+        let last = loader.cfg.ignored.last().map_or(0, |p| p.line);
+        loader.cfg.ignored.push(ConfigProblem::new(
+            last,
+            format!("... and {} more ignored directives", ignored - MAX_SHOWN),
+        ));
+    }
     if problems.is_empty() {
         Ok(loader.cfg)
     } else {
         Err(problems)
     }
 }
+
+/// Problems (and warnings) shown for one file at most: a file that is not a config at all
+/// (a log given by mistake) gets a short answer, not one line per line of it.
+const MAX_SHOWN: usize = 100;
 
 /// The config being filled, the lines its values came from, and the problems so far.
 #[derive(Default)]
@@ -151,10 +214,32 @@ struct Loader {
     seen: HashMap<String, usize>,
     saw_pool: bool,
     saw_other_pool: bool,
+    /// Problems past [`MAX_SHOWN`], counted only.
+    dropped: usize,
+    /// Ignored directives seen (warnings past [`MAX_SHOWN`] are counted only).
+    ignored_seen: usize,
+    /// `KeyPrefix` of each Auth entry being read: predixy uses it only for the side
+    /// (read or write) that has no prefix of its own.
+    key_prefix: Vec<Vec<u8>>,
 }
 
 impl Loader {
+    /// A loader whose defaults are predixy's where they differ from redmux TOML's: no hash
+    /// tag, master read priority 50, one database.
+    fn new() -> Loader {
+        let mut loader = Loader::default();
+        let pool = &mut loader.cfg.sentinel_pool;
+        pool.hash_tag = None;
+        pool.master_read_priority = 50;
+        pool.databases = 1;
+        loader
+    }
+
     fn problem(&mut self, line: usize, message: impl Into<String>) {
+        if self.problems.len() >= MAX_SHOWN {
+            self.dropped += 1;
+            return;
+        }
         self.problems.push(ConfigProblem::new(line, message));
     }
 
@@ -282,13 +367,36 @@ impl Loader {
             }
         };
         let top = scope == "the top level";
-        let unlimited = top && d.name == "MaxMemory" && d.args.len() == 1 && d.args[0] == "0";
-        let ignored = IGNORED.iter().find(|(name, _)| top && *name == d.name);
+        let ignored = IGNORED.iter().find(|(name, _)| *name == d.name);
+        if !top && (ignored.is_some() || d.name == "MaxMemory") {
+            let msg = format!("`{}` belongs at the top level, not in {scope}", d.name);
+            self.problem(d.line, msg);
+            return;
+        }
+        if d.name == "MaxMemory" && d.block.is_none() && d.args.len() != 1 {
+            // Counted like every one-value directive.
+            self.one_value(d);
+            return;
+        }
+        let unlimited = d.name == "MaxMemory" && d.args.len() == 1 && d.args[0] == "0";
         if let Some((_, why)) = ignored.or(unlimited.then_some(&("", "no limit is the default"))) {
-            self.cfg.ignored.push(ConfigProblem::new(
-                d.line,
-                format!("`{}` ignored: {why}", d.name),
-            ));
+            // Checked as predixy checks them, so a typo is not waved through.
+            if d.name == "LatencyMonitor" {
+                self.block(d);
+            } else {
+                self.one_value(d);
+            }
+            self.ignored_seen += 1;
+            if self.cfg.ignored.len() < MAX_SHOWN {
+                let msg = format!("`{}` ignored: {why}", d.name);
+                self.cfg.ignored.push(ConfigProblem::new(d.line, msg));
+            }
+            return;
+        }
+        if d.name == "StandaloneServerPool" && has_sentinel_refresh(d) {
+            let msg = "a `StandaloneServerPool` with `RefreshMethod sentinel` is a Sentinel \
+                       pool: rename it `SentinelServerPool` (and drop `RefreshMethod`)";
+            self.problem(d.line, msg);
             return;
         }
         if let Some((_, why)) = UNSUPPORTED.iter().find(|(name, _)| *name == d.name) {
@@ -343,7 +451,7 @@ impl Loader {
                 }
             }
             "ClientTimeout" => {
-                if let Some(v) = self.value(S, d, value::parse_duration) {
+                if let Some(v) = self.value(S, d, value::parse_whole_seconds) {
                     self.cfg.client_timeout = v;
                 }
             }
@@ -482,9 +590,12 @@ impl Loader {
         let scope = format!("Auth #{}", index + 1);
         let password = match d.args.as_slice() {
             [p] => p.clone(),
+            // As in predixy: the entry for clients that never send AUTH.
+            [] => String::new(),
             args => {
                 let msg = format!(
-                    "`Auth` expects exactly one password, got {} (expected `Auth \"password\" {{`)",
+                    "`Auth` expects one password, got {} (expected `Auth \"password\" {{`, \
+                     or `Auth {{` for clients that send no password)",
                     args.len()
                 );
                 self.problem(d.line, msg);
@@ -497,8 +608,28 @@ impl Loader {
             read_key_prefix: Vec::new(),
             write_key_prefix: Vec::new(),
         };
-        for node in d.block.as_deref().unwrap_or_default() {
+        self.key_prefix.clear();
+        let block = self.block(d)?;
+        for node in block {
             self.auth_directive(&scope, node, &mut entry);
+        }
+        let has_mode = block
+            .iter()
+            .any(|n| matches!(n, Node::Directive(m) if m.name == "Mode"));
+        if !has_mode {
+            // predixy gives such an entry no rights at all; redmux has no such mode.
+            let msg = "`Auth` has no `Mode` (predixy allows such a client no command): add \
+                       `Mode read`, `Mode write` or `Mode admin`";
+            self.problem(d.line, msg);
+        }
+        // predixy's rule: `KeyPrefix` applies to a side only when that side has no
+        // `ReadKeyPrefix` / `WriteKeyPrefix` of its own.
+        let key_prefix = std::mem::take(&mut self.key_prefix);
+        if entry.read_key_prefix.is_empty() {
+            entry.read_key_prefix = key_prefix.clone();
+        }
+        if entry.write_key_prefix.is_empty() {
+            entry.write_key_prefix = key_prefix;
         }
         Some(entry)
     }
@@ -526,11 +657,7 @@ impl Loader {
         match d.name.as_str() {
             "ReadKeyPrefix" => entry.read_key_prefix.extend(prefixes),
             "WriteKeyPrefix" => entry.write_key_prefix.extend(prefixes),
-            _ => {
-                let prefixes: Vec<Vec<u8>> = prefixes.collect();
-                entry.read_key_prefix.extend(prefixes.iter().cloned());
-                entry.write_key_prefix.extend(prefixes);
-            }
+            _ => self.key_prefix.extend(prefixes),
         }
     }
 }
@@ -555,6 +682,20 @@ impl Loader {
     fn pool_directive(&mut self, d: &Directive) {
         const S: &str = "SentinelServerPool";
         match d.name.as_str() {
+            "RefreshMethod" => {
+                // predixy's way of saying what a SentinelServerPool is anyway.
+                let sentinel = |v: &str| {
+                    if v.eq_ignore_ascii_case("sentinel") {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "`{v}`: a SentinelServerPool is refreshed from Sentinel \
+                             (expected `RefreshMethod sentinel`, or no line)"
+                        ))
+                    }
+                };
+                let _ = self.value(S, d, sentinel);
+            }
             "Databases" => {
                 self.lines.databases = d.line;
                 if let Some(v) = self.value(S, d, value::parse_number) {
@@ -615,7 +756,12 @@ impl Loader {
         if d.name == "RefreshInterval" {
             self.lines.refresh_interval = d.line;
         }
-        let Some(v) = self.value("SentinelServerPool", d, value::parse_duration) else {
+        let parse = if d.name == "KeepAlive" {
+            value::parse_whole_seconds
+        } else {
+            value::parse_predixy_duration
+        };
+        let Some(v) = self.value("SentinelServerPool", d, parse) else {
             return;
         };
         let pool = &mut self.cfg.sentinel_pool;
@@ -639,6 +785,11 @@ impl Loader {
             "User" => pool.user = v,
             "Password" => pool.password = v,
             "SentinelUser" => pool.sentinel_user = v,
+            _ if pool.sentinel_password.is_some() => {
+                let msg = "the Sentinel password is given twice: before the `Sentinels` block \
+                           and by `SentinelPassword` (keep one)";
+                self.problem(d.line, msg);
+            }
             _ => pool.sentinel_password = v,
         }
     }
@@ -678,7 +829,20 @@ impl Loader {
 
     /// `Sentinels { + host:port ... }`; may repeat, the lists add up.
     fn sentinels(&mut self, d: &Directive) {
-        self.no_args(d);
+        match d.args.as_slice() {
+            [] => {}
+            // predixy's `Sentinels password {`.
+            [password] => {
+                if self.cfg.sentinel_pool.sentinel_password.is_some() {
+                    let msg = "the Sentinel password is given twice: before the `Sentinels` \
+                               block and by `SentinelPassword` (keep one)";
+                    self.problem(d.line, msg);
+                } else if !password.is_empty() {
+                    self.cfg.sentinel_pool.sentinel_password = Some(password.clone());
+                }
+            }
+            _ => self.no_args(d),
+        }
         if self.block(d).is_none() {
             return;
         }
@@ -743,7 +907,7 @@ mod tests {
 Name redmux-test
 Bind 127.0.0.1:7000
 WorkerThreads 2
-ClientTimeout 0.5
+ClientTimeout 30
 MaxClients 1000
 LogLevel redmux=debug,info
 LogFormat json
@@ -777,7 +941,7 @@ SentinelServerPool {
     RefreshInterval 500ms
     ServerTimeout 2s
     ServerFailureLimit 3
-    ServerRetryTimeout 1m
+    ServerRetryTimeout 60
     KeepAlive 0
     User app
     Password "p w"
@@ -796,7 +960,7 @@ SentinelServerPool {
         let cfg = parse(text).expect("loads");
         assert_eq!(cfg.bind.port(), 7000);
         assert_eq!(cfg.worker_threads, 2);
-        assert_eq!(cfg.client_timeout, Duration::from_millis(500));
+        assert_eq!(cfg.client_timeout, Duration::from_secs(30));
         assert_eq!(cfg.max_clients, 1000);
         assert_eq!(cfg.log_level, "redmux=debug,info");
         assert_eq!(cfg.log_format, crate::config::LogFormat::Json);
@@ -816,14 +980,9 @@ SentinelServerPool {
             (auth[0].password.as_str(), auth[0].mode),
             ("", AuthMode::Read)
         );
-        assert_eq!(
-            auth[1].read_key_prefix,
-            vec![b"a:".to_vec(), b"b:".to_vec(), b"c:".to_vec()]
-        );
-        assert_eq!(
-            auth[1].write_key_prefix,
-            vec![b"a:".to_vec(), b"b:".to_vec(), b"d:".to_vec()]
-        );
+        // predixy's rule: KeyPrefix only where a side has no prefix of its own.
+        assert_eq!(auth[1].read_key_prefix, vec![b"c:".to_vec()]);
+        assert_eq!(auth[1].write_key_prefix, vec![b"d:".to_vec()]);
         let pool = cfg.sentinel_pool;
         assert_eq!(pool.databases, 4);
         assert_eq!(pool.hash, HashKind::Atol);
@@ -878,7 +1037,7 @@ SentinelServerPool {
         // Only at the top level, where predixy has them.
         let inside = "SentinelServerPool {\n BufSize 4096\n Sentinels {\n + s1:26379\n }\n \
                       Group g1 {\n }\n}\n";
-        one_problem(inside, 2, "unknown directive `BufSize`");
+        one_problem(inside, 2, "`BufSize` belongs at the top level");
         assert!(parse(POOL_OK).expect("loads").ignored.is_empty());
     }
 
@@ -893,7 +1052,30 @@ SentinelServerPool {
     fn each_problem_has_its_line() {
         let cases: &[(&str, usize, &str)] = &[
             ("Bogus 1\n", 1, "unknown directive `Bogus` in the top level"),
-            ("\nbind 1.2.3.4:1\n", 2, "did you mean `Bind`?"),
+            ("\nbufsize\n", 2, "`BufSize` expects exactly one value"),
+            ("Log ./x.log {\n}\n", 1, "`Log` does not take a { } block"),
+            (
+                "LatencyMonitor all\n",
+                1,
+                "`LatencyMonitor` needs a { ... } block",
+            ),
+            ("MaxMemory\n", 1, "`MaxMemory` expects exactly one value"),
+            (
+                "ClientTimeout 1m\n",
+                1,
+                "expected a whole number of seconds",
+            ),
+            (
+                "ClientTimeout 0.5\n",
+                1,
+                "expected a whole number of seconds",
+            ),
+            ("Authority {\n Auth a {\n }\n}\n", 2, "`Auth` has no `Mode`"),
+            (
+                "Authority {\n Auth a\n Auth b {\n Mode read\n }\n}\n",
+                2,
+                "`Auth` needs a { ... } block",
+            ),
             ("\n\nBind nowhere\n", 3, "bad listen address"),
             ("Bind\n", 1, "expects exactly one value, got 0"),
             ("Bind 1.2.3.4:1 2\n", 1, "got 2"),
@@ -927,23 +1109,23 @@ SentinelServerPool {
                 "expects exactly one value",
             ),
             (
-                "Authority {\n Auth ok\n Auth {\n }\n}\n",
-                3,
-                "exactly one password",
+                "Authority {\n Auth a b {\n Mode read\n }\n Auth c {\n Mode read\n }\n}\n",
+                2,
+                "expects one password, got 2",
             ),
             (
-                "Authority {\n Auth a {\n Colour red\n }\n}\n",
-                3,
+                "Authority {\n Auth a {\n Mode read\n Colour red\n }\n}\n",
+                4,
                 "expected one of: Mode",
             ),
             (
-                "Authority {\n Auth a {\n KeyPrefix\n }\n}\n",
-                3,
+                "Authority {\n Auth a {\n Mode read\n KeyPrefix\n }\n}\n",
+                4,
                 "lists no prefixes",
             ),
             (
-                "Authority {\n Auth a {\n }\n Auth a {\n }\n}\n",
-                4,
+                "Authority {\n Auth a {\n Mode read\n }\n Auth a {\n Mode read\n }\n}\n",
+                5,
                 "duplicate auth password (first on line 2)",
             ),
             (
@@ -952,11 +1134,15 @@ SentinelServerPool {
                 "given twice",
             ),
             (
-                "Authority {\n Auth ok\n Mode read\n}\n",
-                3,
+                "Authority {\n Auth ok {\n Mode read\n }\n Mode read\n}\n",
+                5,
                 "expected one of: Auth",
             ),
-            ("Authority {\n Auth ok\n + x\n}\n", 3, "unexpected `+` item"),
+            (
+                "Authority {\n Auth ok {\n Mode read\n }\n + x\n}\n",
+                5,
+                "unexpected `+` item",
+            ),
             ("Bind 1.2.3.4:1\nBind 1.2.3.4:2\n", 2, "first on line 1"),
         ];
         for (text, line, needle) in cases {
@@ -1049,9 +1235,79 @@ SentinelServerPool {
     }
 
     #[test]
-    fn half_second_durations() {
-        let text = format!("ClientTimeout 0.5\n{POOL_OK}");
+    fn durations_read_as_predixy_reads_them() {
+        let pool = |body: &str| {
+            let text = format!(
+                "ClientTimeout 30s\nSentinelServerPool {{\n{body}Sentinels {{\n+ s:1\n}}\n\
+                 Group g {{\n}}\n}}\n"
+            );
+            let cfg = parse(&text).expect("loads");
+            assert_eq!(cfg.client_timeout, Duration::from_secs(30));
+            cfg.sentinel_pool
+        };
+        // In predixy `m` is milliseconds and `u` microseconds, in any case.
+        let p = pool("ServerTimeout 500m\nRefreshInterval 200MS\nServerRetryTimeout 1500us\n");
+        assert_eq!(p.server_timeout, Duration::from_millis(500));
+        assert_eq!(p.refresh_interval, Duration::from_millis(200));
+        assert_eq!(p.server_retry_timeout, Duration::from_micros(1500));
+        let p = pool("ServerTimeout 2\nRefreshInterval 1s\nKeepAlive 120\n");
+        assert_eq!(p.server_timeout, Duration::from_secs(2));
+        assert_eq!(p.refresh_interval, Duration::from_secs(1));
+        assert_eq!(p.keep_alive, Duration::from_secs(120));
+        // Half a second, which predixy itself would refuse, is kept as redmux reads it.
+        let p = pool("ServerTimeout 0.5\n");
+        assert_eq!(p.server_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn predixy_defaults_and_spellings() {
+        // predixy's defaults where redmux TOML's differ: no hash tag, master read
+        // priority 50, one database.
+        let cfg = parse(POOL_OK).expect("loads");
+        let p = &cfg.sentinel_pool;
+        assert_eq!(
+            (p.hash_tag, p.master_read_priority, p.databases),
+            (None, 50, 1)
+        );
+        // Names in any case, a byte-order mark, `Auth {` for clients without a password,
+        // `Sentinels password {`, `RefreshMethod sentinel`.
+        let text = "\u{feff}bind 127.0.0.1:7000\nAUTHORITY {\n auth {\n mode READ\n }\n}\n\
+                    sentinelserverpool {\n refreshmethod Sentinel\n SENTINELS s3cret {\n \
+                    + s1:26379\n }\n group g1 {\n }\n}\n";
+        let cfg = parse(text).expect("loads");
+        assert_eq!(cfg.bind.port(), 7000);
+        let auth = cfg.auth.expect("auth");
+        assert_eq!(
+            (auth[0].password.as_str(), auth[0].mode),
+            ("", AuthMode::Read)
+        );
+        assert_eq!(
+            cfg.sentinel_pool.sentinel_password.as_deref(),
+            Some("s3cret")
+        );
+        let both = POOL_OK.replace("Sentinels {", "SentinelPassword a\n Sentinels b {");
+        one_problem(&both, 3, "Sentinel password is given twice");
+        let standalone = POOL_OK.replace(
+            "SentinelServerPool {",
+            "StandaloneServerPool {\n RefreshMethod sentinel",
+        );
+        let p = problems(&standalone);
+        assert!(p[0].1.contains("rename it `SentinelServerPool`"), "{p:?}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_config_gets_a_short_answer() {
+        let text = "Bogus 1\n".repeat(100_000);
+        let p = problems(&text);
+        assert_eq!(p.len(), 101, "{:?}", &p[..3]);
+        assert!(p[100].1.contains("and 99901 more problems"), "{:?}", p[100]);
+        let text = format!("{}{POOL_OK}", "BufSize 1\n".repeat(1000));
         let cfg = parse(&text).expect("loads");
-        assert_eq!(cfg.client_timeout, Duration::from_millis(500));
+        assert_eq!(cfg.ignored.len(), 101);
+        assert!(
+            cfg.ignored[100].message.contains("and 900 more"),
+            "{:?}",
+            cfg.ignored[100]
+        );
     }
 }

@@ -140,6 +140,9 @@ fn decode_error(text: &str, line: usize, message: &str) -> String {
         ("expected f64", "expected a number"),
         ("expected a sequence", "expected a list ([...])"),
         ("expected a map", "expected a table"),
+        ("invalid type: sequence", "invalid type: list"),
+        ("invalid type: map", "invalid type: table"),
+        ("missing field", "missing key"),
     ];
     let mut message = message.trim_end().to_string();
     for (rust, toml) in WORDS {
@@ -150,6 +153,13 @@ fn decode_error(text: &str, line: usize, message: &str) -> String {
                 message.replace_range(at..end, toml);
             }
         }
+    }
+    // serde names a table by its Rust type: "expected struct Metrics".
+    if let Some(at) = message.find("expected struct ") {
+        let name_end = message[at + 16..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(message.len(), |n| at + 16 + n);
+        message.replace_range(at..name_end, "expected a table");
     }
     let key = text
         .lines()
@@ -524,6 +534,16 @@ mod tests {
             2,
             "allow: invalid type: string \"10.0.0.0/8\", expected a list ([...])",
         );
+        one_problem(
+            &format!("metrics = 3\n{POOL_OK}"),
+            1,
+            "metrics: invalid type: integer `3`, expected a table",
+        );
+        one_problem(
+            &format!("allow = [[1]]\n{POOL_OK}"),
+            1,
+            "invalid type: list",
+        );
         let p = problems(&format!("max_clients = -1\n{POOL_OK}"));
         assert!(!p[0].1.contains("usize"), "{p:?}");
         assert!(p[0].1.starts_with("max_clients: "), "{p:?}");
@@ -683,7 +703,7 @@ name = "g2"
                 3,
                 "bad mode `root`",
             ),
-            ("[[auth]]\nmode = \"read\"\n", 1, "missing field `password`"),
+            ("[[auth]]\nmode = \"read\"\n", 1, "missing key `password`"),
             (
                 "[[auth]]\npassword = \"a\"\n[[auth]]\npassword = \"a\"\n",
                 4,
@@ -750,7 +770,7 @@ name = "g2"
         one_problem(
             "[sentinel_pool]\nsentinels = [\"a:1\"]\n[[sentinel_pool.group]]\nservers = []\n",
             3,
-            "missing field `name`",
+            "missing key `name`",
         );
     }
 

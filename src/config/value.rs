@@ -29,6 +29,50 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let nanos = decimal_nanos(number, nanos_per_unit)
         .ok_or_else(|| format!("bad duration `{text}` ({DURATION_HINT})"))?;
+    duration_of(text, nanos)
+}
+
+/// A duration as predixy reads one (`RefreshInterval`, `ServerTimeout`,
+/// `ServerRetryTimeout`): seconds, or a number with `s`, `ms` or `us`, where `m` means
+/// milliseconds and `u` microseconds, in any case. (redmux TOML reads `m` as minutes.)
+pub(super) fn parse_predixy_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let digits_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    let bad = || {
+        format!(
+            "bad duration `{text}` (expected seconds, or a number with s, ms or us; as in \
+             predixy, `m` means milliseconds)"
+        )
+    };
+    let nanos_per_unit: u128 = match unit.to_ascii_lowercase().as_str() {
+        "" | "s" => 1_000_000_000,
+        "m" | "ms" => 1_000_000,
+        "u" | "us" => 1_000,
+        _ => return Err(bad()),
+    };
+    let nanos = decimal_nanos(number, nanos_per_unit).ok_or_else(bad)?;
+    duration_of(text, nanos)
+}
+
+/// A whole number of seconds, as predixy reads `ClientTimeout` and `KeepAlive` (an `s`
+/// after it is allowed). predixy would read `1m` or `0.5` as 1 and 0 seconds; they are
+/// refused here rather than read differently.
+pub(super) fn parse_whole_seconds(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let digits = t.strip_suffix(['s', 'S']).unwrap_or(t);
+    match digits.parse::<u64>() {
+        Ok(secs) if !digits.starts_with('+') => Ok(Duration::from_secs(secs)),
+        _ => Err(format!(
+            "bad duration `{text}` (expected a whole number of seconds, as predixy reads it)"
+        )),
+    }
+}
+
+/// `nanos` as a [`Duration`], or an error naming `text` when it does not fit.
+fn duration_of(text: &str, nanos: u128) -> Result<Duration, String> {
     let secs = u64::try_from(nanos / 1_000_000_000)
         .map_err(|_| format!("duration `{text}` is too long"))?;
     // The remainder is below 1e9, so it fits in u32.
