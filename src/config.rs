@@ -270,6 +270,28 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A config file's bytes as text. Bytes that are not UTF-8 are a problem on their line,
+/// except in comment lines (`#` first), where they are replaced: predixy reads such files.
+fn config_text(bytes: Vec<u8>) -> Result<String, Vec<ConfigProblem>> {
+    let bytes = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(e) => e.into_bytes(),
+    };
+    let problems: Vec<ConfigProblem> = bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| std::str::from_utf8(line).is_err())
+        .filter(|(_, line)| !line.trim_ascii_start().starts_with(b"#"))
+        .map(|(i, _)| ConfigProblem::new(i + 1, "this line is not UTF-8 text"))
+        .take(100)
+        .collect();
+    if problems.is_empty() {
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    } else {
+        Err(problems)
+    }
+}
+
 impl Config {
     /// Bytes of unwritten replies after which a normal client is dropped (0 = never).
     pub fn client_output_limit(&self) -> usize {
@@ -293,13 +315,17 @@ impl Config {
 
     /// Loads a config file: `*.toml` as redmux TOML, anything else as predixy-style.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let fail = |problems| ConfigError {
             path: path.to_path_buf(),
-            problems: vec![ConfigProblem {
-                line: 0,
-                message: format!("cannot read the file: {e}"),
-            }],
+            problems,
+        };
+        let bytes = std::fs::read(path).map_err(|e| {
+            fail(vec![ConfigProblem::new(
+                0,
+                format!("cannot read the file: {e}"),
+            )])
         })?;
+        let text = config_text(bytes).map_err(fail)?;
         let is_toml = path.extension().is_some_and(|ext| ext == "toml");
         let parsed = if is_toml {
             toml_format::parse(&text)
@@ -756,6 +782,17 @@ mod tests {
         let missing = Config::load(&dir.join("absent.conf")).expect_err("no file");
         assert_eq!(missing.problems[0].line, 0);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_named_by_line_outside_comments() {
+        let text = config_text(b"# caf\xe9\nBind 127.0.0.1:1\n".to_vec()).expect("comment");
+        assert!(text.ends_with("Bind 127.0.0.1:1\n"), "{text}");
+        let p = config_text(b"Bind 127.0.0.1:1\n\nName caf\xe9\n".to_vec()).expect_err("value");
+        assert_eq!(
+            p,
+            vec![ConfigProblem::new(3, "this line is not UTF-8 text")]
+        );
     }
 
     #[test]

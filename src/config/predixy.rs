@@ -378,7 +378,10 @@ impl Loader {
             self.one_value(d);
             return;
         }
-        let unlimited = d.name == "MaxMemory" && d.args.len() == 1 && d.args[0] == "0";
+        let unlimited = d.name == "MaxMemory"
+            && d.args.len() == 1
+            && !d.args[0].is_empty()
+            && d.args[0].bytes().all(|b| b == b'0');
         if let Some((_, why)) = ignored.or(unlimited.then_some(&("", "no limit is the default"))) {
             // Checked as predixy checks them, so a typo is not waved through.
             if d.name == "LatencyMonitor" {
@@ -1184,6 +1187,11 @@ SentinelServerPool {
             ),
             ("Group h {\n + a:1 b:2\n}\n", 3, "has 2 values"),
             ("Sentinels {\n + bad\n}\n", 3, "bad server address"),
+            (
+                "Sentinels {\n + s3cret@10.0.0.1:26379\n}\n",
+                3,
+                "use `Password`",
+            ),
             (
                 "Sentinels {\n Foo 1\n}\n",
                 3,

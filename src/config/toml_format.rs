@@ -161,6 +161,25 @@ fn decode_error(text: &str, line: usize, message: &str) -> String {
             .map_or(message.len(), |n| at + 16 + n);
         message.replace_range(at..name_end, "expected a table");
     }
+    let line_text = text.lines().nth(line.wrapping_sub(1)).unwrap_or("").trim();
+    // A table header: `[[name]]` where one table is meant, or `[name]` where a list is.
+    if let Some(name) = line_text
+        .strip_prefix("[[")
+        .and_then(|l| l.strip_suffix("]]"))
+    {
+        if message.contains("invalid type: table") || message.contains("invalid type: list") {
+            return format!("{message} (`[[{name}]]` starts a list of tables; `{name}` is one table: write `[{name}]`)");
+        }
+    } else if let Some(name) = line_text
+        .strip_prefix('[')
+        .and_then(|l| l.strip_suffix(']'))
+    {
+        if message.contains("expected a list") {
+            return format!(
+                "{message} (`{name}` is a list of tables: write `[[{name}]]` before each entry)"
+            );
+        }
+    }
     let key = text
         .lines()
         .nth(line.wrapping_sub(1))
@@ -543,6 +562,13 @@ mod tests {
             &format!("allow = [[1]]\n{POOL_OK}"),
             1,
             "invalid type: list",
+        );
+        let p = problems("[[sentinel_pool]]\nsentinels = [\"a:1\"]\n");
+        assert!(p[0].1.contains("write `[sentinel_pool]`"), "{p:?}");
+        let p = problems(&format!("[auth]\npassword = \"x\"\n{POOL_OK}"));
+        assert!(
+            p[0].1.contains("write `[[auth]]` before each entry"),
+            "{p:?}"
         );
         let p = problems(&format!("max_clients = -1\n{POOL_OK}"));
         assert!(!p[0].1.contains("usize"), "{p:?}");

@@ -164,6 +164,15 @@ pub(super) fn parse_bind(text: &str) -> Result<SocketAddr, String> {
 
 /// Checks a server or Sentinel address: `host:port` or `[ipv6]:port`, port 1 to 65535.
 pub(super) fn check_host_port(text: &str) -> Result<(), String> {
+    if text.contains('@') {
+        // predixy's `password@host:port`; the text is not echoed, it holds a password.
+        return Err(
+            "a password in a server address (`password@host:port`) is not \
+                    supported: use `Password` for the servers or `SentinelPassword` for the \
+                    Sentinels"
+                .to_string(),
+        );
+    }
     let bad = || {
         format!(
             "bad server address `{text}` (expected host:port like 10.0.0.5:26379 or [::1]:26379)"
