@@ -405,26 +405,28 @@ impl Discovery {
     }
 }
 
-/// Sets a group's master and replicas (dynamic from Sentinel, static from the config).
+/// Sets a group's master and replicas. Only servers Sentinel reports as this group's
+/// replicas serve reads; those also listed in the config (`servers` of the group) get the
+/// static read priority, the others the dynamic one. A listed server Sentinel does not
+/// report (not a replica, down, or another group's server) is not used, as in predixy: the
+/// list only marks servers, it does not add them.
 fn set_group(group: &mut Group, master: &str, dynamic: &[String], statics: &[String]) {
     if group.master.as_deref() != Some(master) {
         group.master = Some(ServerAddr::from(master));
         // A new master ends any failover hold.
         group.hold = None;
     }
-    let mut replicas: Vec<Replica> = statics
-        .iter()
-        .filter(|s| s.as_str() != master)
-        .map(|s| Replica {
-            addr: reuse_addr(group, s),
-            role: Role::StaticReplica,
-        })
-        .collect();
+    let mut replicas: Vec<Replica> = Vec::with_capacity(dynamic.len());
     for d in dynamic {
-        if d != master && !statics.contains(d) {
+        if d != master && !replicas.iter().any(|r| &*r.addr == d.as_str()) {
+            let role = if statics.contains(d) {
+                Role::StaticReplica
+            } else {
+                Role::DynamicReplica
+            };
             replicas.push(Replica {
                 addr: reuse_addr(group, d),
-                role: Role::DynamicReplica,
+                role,
             });
         }
     }
@@ -585,4 +587,37 @@ fn usable_replicas(v: &Value) -> Vec<String> {
         })
         .map(|i| i.addr)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(group: &Group) -> Vec<(String, Role)> {
+        let r = group.replicas.iter();
+        r.map(|r| (r.addr.to_string(), r.role)).collect()
+    }
+
+    #[test]
+    fn listed_servers_serve_only_when_sentinel_reports_them() {
+        let mut group = Topology::unknown(&["g".to_string()]).groups.remove(0);
+        let statics = vec!["10.0.0.2:6379".to_string(), "10.0.0.9:6379".to_string()];
+        let dynamic = vec!["10.0.0.2:6379".to_string(), "10.0.0.3:6379".to_string()];
+        set_group(&mut group, "10.0.0.1:6379", &dynamic, &statics);
+        assert_eq!(group.master.as_deref(), Some("10.0.0.1:6379"));
+        // 10.0.0.9 is listed but not a replica Sentinel knows: not used.
+        assert_eq!(
+            addrs(&group),
+            [
+                ("10.0.0.2:6379".to_string(), Role::StaticReplica),
+                ("10.0.0.3:6379".to_string(), Role::DynamicReplica)
+            ]
+        );
+        // A listed server that became the master is not also a replica.
+        set_group(&mut group, "10.0.0.2:6379", &dynamic, &statics);
+        assert_eq!(
+            addrs(&group),
+            [("10.0.0.3:6379".to_string(), Role::DynamicReplica)]
+        );
+    }
 }

@@ -218,6 +218,8 @@ struct Loader {
     dropped: usize,
     /// Ignored directives seen (warnings past [`MAX_SHOWN`] are counted only).
     ignored_seen: usize,
+    /// The first `Sentinels` block's line and password (empty for none).
+    sentinels_password: Option<(usize, String)>,
     /// `KeyPrefix` of each Auth entry being read: predixy uses it only for the side
     /// (read or write) that has no prefix of its own.
     key_prefix: Vec<Vec<u8>>,
@@ -225,13 +227,14 @@ struct Loader {
 
 impl Loader {
     /// A loader whose defaults are predixy's where they differ from redmux TOML's: no hash
-    /// tag, master read priority 50, one database.
+    /// tag, master read priority 50, one database, `Bind 0.0.0.0:7617`.
     fn new() -> Loader {
         let mut loader = Loader::default();
         let pool = &mut loader.cfg.sentinel_pool;
         pool.hash_tag = None;
         pool.master_read_priority = 50;
         pool.databases = 1;
+        loader.cfg.bind = std::net::SocketAddr::from(([0, 0, 0, 0], 7617));
         loader
     }
 
@@ -396,12 +399,6 @@ impl Loader {
             }
             return;
         }
-        if d.name == "StandaloneServerPool" && has_sentinel_refresh(d) {
-            let msg = "a `StandaloneServerPool` with `RefreshMethod sentinel` is a Sentinel \
-                       pool: rename it `SentinelServerPool` (and drop `RefreshMethod`)";
-            self.problem(d.line, msg);
-            return;
-        }
         if let Some((_, why)) = UNSUPPORTED.iter().find(|(name, _)| *name == d.name) {
             self.problem(d.line, format!("`{}`: {why}", d.name));
             return;
@@ -426,6 +423,12 @@ impl Loader {
         for node in nodes {
             match node {
                 Node::Directive(d) if TOP.contains(&d.name.as_str()) => self.top_directive(d),
+                // predixy's other way to write a Sentinel pool.
+                Node::Directive(d)
+                    if d.name == "StandaloneServerPool" && has_sentinel_refresh(d) =>
+                {
+                    self.pool(d)
+                }
                 Node::Directive(d) if d.name.ends_with("ServerPool") => {
                     self.saw_other_pool = true;
                     self.unknown("the top level", TOP, node);
@@ -439,8 +442,9 @@ impl Loader {
         const S: &str = "the top level";
         match d.name.as_str() {
             "Name" => {
-                // predixy shows it in INFO; redmux has no use for it.
-                let _ = self.value(S, d, |v| Ok::<_, String>(v.to_string()));
+                // predixy shows it in INFO; redmux has no use for it, whatever it says.
+                let _ = self.once(S, d);
+                self.no_block(d);
             }
             "Bind" => {
                 if let Some(v) = self.value(S, d, value::parse_bind) {
@@ -656,7 +660,14 @@ impl Loader {
             );
             self.problem(d.line, msg);
         }
-        let prefixes = d.args.iter().map(|a| a.as_bytes().to_vec());
+        // As predixy: each value is split at spaces and tabs (`KeyPrefix "a: b:"` is two
+        // prefixes) and empty pieces are dropped (`""` is no prefix, not "every key").
+        let prefixes = d
+            .args
+            .iter()
+            .flat_map(|a| a.split([' ', '\t']))
+            .filter(|p| !p.is_empty())
+            .map(|p| p.as_bytes().to_vec());
         match d.name.as_str() {
             "ReadKeyPrefix" => entry.read_key_prefix.extend(prefixes),
             "WriteKeyPrefix" => entry.write_key_prefix.extend(prefixes),
@@ -668,7 +679,9 @@ impl Loader {
 /// `SentinelServerPool { ... }`.
 impl Loader {
     fn pool(&mut self, d: &Directive) {
-        if !self.once("the top level", d) {
+        if self.saw_pool {
+            let msg = format!("`{}`: a second server pool (redmux serves one)", d.name);
+            self.problem(d.line, msg);
             return;
         }
         self.saw_pool = true;
@@ -708,6 +721,20 @@ impl Loader {
             "Hash" => {
                 if let Some(v) = self.value(S, d, value::parse_hash) {
                     self.cfg.sentinel_pool.hash = v;
+                }
+            }
+            "HashTag" if d.args.is_empty() => {
+                // `HashTag {}` unquoted reads as an empty block; `HashTag` alone turns tags
+                // off. predixy takes both that way.
+                if self.once(S, d) {
+                    self.cfg.sentinel_pool.hash_tag = match d.block.as_deref() {
+                        Some([]) => Some((b'{', b'}')),
+                        Some(_) => {
+                            self.problem(d.line, "bad hash tag (expected `HashTag \"{}\"`)");
+                            None
+                        }
+                        None => None,
+                    };
                 }
             }
             "HashTag" => {
@@ -778,8 +805,13 @@ impl Loader {
 
     /// `User`, `Password`, `SentinelUser`, `SentinelPassword`; an empty value means none.
     fn credential(&mut self, d: &Directive) {
-        let Some(v) = self.value("SentinelServerPool", d, |v| Ok::<_, String>(v.to_string()))
-        else {
+        let v = if d.args.is_empty() && d.block.is_none() {
+            // `Password` with no value: none, as in predixy.
+            self.once("SentinelServerPool", d).then(String::new)
+        } else {
+            self.value("SentinelServerPool", d, |v| Ok::<_, String>(v.to_string()))
+        };
+        let Some(v) = v else {
             return;
         };
         let v = Some(v).filter(|v| !v.is_empty());
@@ -832,8 +864,29 @@ impl Loader {
 
     /// `Sentinels { + host:port ... }`; may repeat, the lists add up.
     fn sentinels(&mut self, d: &Directive) {
+        if d.args.len() <= 1 {
+            // predixy takes the password of the last `Sentinels` block, even an empty one.
+            let password = d.args.first().cloned().unwrap_or_default();
+            match &self.sentinels_password {
+                Some((first, p)) if *p != password => {
+                    let msg = format!(
+                        "this `Sentinels` block's password differs from the one on line \
+                         {first} (predixy would use only the last): give it once"
+                    );
+                    self.problem(d.line, msg);
+                    return;
+                }
+                Some(_) => {}
+                None => self.sentinels_password = Some((d.line, password)),
+            }
+        }
         match d.args.as_slice() {
             [] => {}
+            // The same password as an earlier block: already taken.
+            [_] if self
+                .sentinels_password
+                .as_ref()
+                .is_some_and(|(l, _)| *l != d.line) => {}
             // predixy's `Sentinels password {`.
             [password] => {
                 if self.cfg.sentinel_pool.sentinel_password.is_some() {
@@ -1165,7 +1218,7 @@ SentinelServerPool {
             ("Databases -1\n", 2, "bad number"),
             ("Hash md5\n", 2, "bad hash `md5` (expected crc16 or atol)"),
             ("HashTag \"{\"\n", 2, "exactly two characters"),
-            ("HashTag\n", 2, "expects exactly one value"),
+            ("HashTag a b\n", 2, "expects exactly one value"),
             ("Distribution ketama\n", 2, "expected modula or random"),
             ("MasterReadPriority high\n", 2, "bad number"),
             ("StaticSlaveReadPriority 99999999999\n", 2, "bad number"),
@@ -1222,7 +1275,7 @@ SentinelServerPool {
         one_problem(
             &format!("{POOL_OK}\n{POOL_OK}"),
             9,
-            "`SentinelServerPool` given twice",
+            "a second server pool",
         );
     }
 
@@ -1299,8 +1352,35 @@ SentinelServerPool {
             "SentinelServerPool {",
             "StandaloneServerPool {\n RefreshMethod sentinel",
         );
-        let p = problems(&standalone);
-        assert!(p[0].1.contains("rename it `SentinelServerPool`"), "{p:?}");
+        let cfg = parse(&standalone).expect("a Sentinel pool by another name");
+        assert_eq!(cfg.sentinel_pool.groups.len(), 1);
+        one_problem(&format!("{POOL_OK}{standalone}"), 8, "a second server pool");
+        // Two `Sentinels` blocks with different passwords (predixy keeps only the last).
+        let twice = POOL_OK.replace("Sentinels {", "Sentinels a {\n + s2:1\n }\n Sentinels {");
+        one_problem(&twice, 5, "password differs from the one on line 2");
+        // predixy's defaults for a file without Bind, and its key prefix splitting.
+        assert_eq!(cfg.bind.to_string(), "0.0.0.0:7617");
+        let text = format!(
+            "Authority {{\n Auth a {{\n Mode write\n KeyPrefix \"a: b:\"\n ReadKeyPrefix \"\"\n \
+             }}\n}}\n{POOL_OK}"
+        );
+        let auth = parse(&text).expect("loads").auth.expect("auth");
+        let ab = vec![b"a:".to_vec(), b"b:".to_vec()];
+        assert_eq!(
+            (&auth[0].read_key_prefix, &auth[0].write_key_prefix),
+            (&ab, &ab)
+        );
+        // `HashTag {}` unquoted, `HashTag` alone, `Password` alone.
+        let pool_with = |line: &str| {
+            let text = POOL_OK.replace(
+                "SentinelServerPool {",
+                &format!("SentinelServerPool {{\n{line}"),
+            );
+            parse(&text).expect("loads").sentinel_pool
+        };
+        assert_eq!(pool_with("HashTag {}").hash_tag, Some((b'{', b'}')));
+        assert_eq!(pool_with("HashTag").hash_tag, None);
+        assert_eq!(pool_with("Password").password, None);
     }
 
     #[test]

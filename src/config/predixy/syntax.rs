@@ -72,7 +72,9 @@ fn tokenize(text: &str, problems: &mut Vec<ConfigProblem>) -> Vec<Token> {
                 while chars.next_if(|c| *c != '\n').is_some() {}
                 continue;
             }
-            c if c.is_whitespace() => continue,
+            // predixy separates words by space and tab only: a no-break space is part of a
+            // word (of a password, say), not a separator.
+            c if is_blank(c) => continue,
             '{' => Tok::Open,
             '}' => Tok::Close,
             '+' if at_statement_start => Tok::Plus,
@@ -88,6 +90,11 @@ fn tokenize(text: &str, problems: &mut Vec<ConfigProblem>) -> Vec<Token> {
     tokens
 }
 
+/// Space, tab and carriage return (a CRLF file's line ends): the characters between words.
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r')
+}
+
 /// A quoted word after its opening `"`; stops before a newline if the quote is unclosed.
 fn quoted(
     chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
@@ -100,7 +107,16 @@ fn quoted(
             Some('"') => break,
             Some('\\') => match chars.next_if(|c| *c == '"' || *c == '\\') {
                 Some(escaped) => text.push(escaped),
-                None => text.push('\\'),
+                None => {
+                    // predixy drops such a backslash and reads the rest differently (a
+                    // later `"` no longer closes the string): refused rather than guessed.
+                    problems.push(ConfigProblem::new(
+                        line,
+                        "a `\\` inside quotes must be followed by `\"` or `\\` (write `\\\\` \
+                         for a backslash)",
+                    ));
+                    text.push('\\');
+                }
             },
             Some(c) => text.push(c),
             None => {
@@ -119,7 +135,7 @@ fn quoted(
 fn bare(first: char, chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Tok {
     let mut text = String::from(first);
     while let Some(c) =
-        chars.next_if(|c| !(c.is_whitespace() || matches!(c, '#' | '"' | '{' | '}')))
+        chars.next_if(|c| !(is_blank(*c) || matches!(c, '\n' | '#' | '"' | '{' | '}')))
     {
         text.push(c);
     }
@@ -327,7 +343,7 @@ mod tests {
 
     #[test]
     fn inline_items_and_escapes() {
-        let (nodes, problems) = tree("Allow { + 10.0.0.0/8 }\nX \"a\\\"b\\\\c\\d\"");
+        let (nodes, problems) = tree("Allow { + 10.0.0.0/8 }\nX \"a\\\"b\\\\c\"");
         assert!(problems.is_empty(), "{problems:?}");
         let allow = directive_at(&nodes, 0);
         match &allow.block.as_ref().expect("block")[0] {
@@ -339,7 +355,17 @@ mod tests {
             }
             Node::Directive(_) => panic!("expected an item"),
         }
-        assert_eq!(directive_at(&nodes, 1).args, vec!["a\"b\\c\\d".to_string()]);
+        assert_eq!(directive_at(&nodes, 1).args, vec!["a\"b\\c".to_string()]);
+        // predixy would read `"p\w"` as something else entirely: refused.
+        let (_, problems) = tree("X \"p\\w\"\n");
+        assert!(
+            problems[0].message.contains("must be followed by"),
+            "{problems:?}"
+        );
+        // Only space and tab separate words: a no-break space belongs to the word.
+        let (nodes, problems) = tree("Auth abc\u{a0} {\n}\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(directive_at(&nodes, 0).args, vec!["abc\u{a0}".to_string()]);
     }
 
     #[test]
