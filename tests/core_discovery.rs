@@ -284,3 +284,44 @@ fn sentinel_failover_during_writes() {
     assert_eq!(new_master.cmd(&["GET", "after"]), Reply::bulk("1"));
     let _ = failed;
 }
+
+/// A server listed in the group's `servers` that Sentinel does not report as one of its
+/// replicas serves nothing (predixy's rule: the list only marks servers); a listed real
+/// replica gets the static read priority.
+#[test]
+fn listed_servers_serve_reads_only_as_sentinel_replicas() {
+    let t = MasterReplica::start_with(GROUP, 1, 1, 1);
+    t.wait_replica_known();
+    let stranger = RedisServer::start();
+    assert_eq!(stranger.cmd(&["SET", "where", "stranger"]), Reply::ok());
+    let replica = &t.replicas[0];
+    assert_eq!(
+        replica.cmd(&["CONFIG", "SET", "replica-read-only", "no"]),
+        Reply::ok()
+    );
+    assert_eq!(replica.cmd(&["SET", "where", "replica"]), Reply::ok());
+    let text = format!(
+        "{}servers = [\"{}\", \"{}\"]\n",
+        toml_conf(
+            free_port(),
+            &t.sentinel_addrs(),
+            "",
+            "master_read_priority = 10\nstatic_replica_read_priority = 100\n\
+             dynamic_replica_read_priority = 50",
+        ),
+        stranger.addr(),
+        replica.addr()
+    );
+    let p = Redmux::start(&text, "toml");
+    wait_master(&p, None);
+    let mut c = p.conn();
+    must_wait(
+        Duration::from_secs(10),
+        "reads served by the listed replica",
+        || c.query(&["GET", "where"]).unwrap().to_string() == "replica",
+    );
+    for _ in 0..50 {
+        let got = c.query(&["GET", "where"]).unwrap().to_string();
+        assert_eq!(got, "replica", "a read went elsewhere\n{}", p.logs());
+    }
+}
