@@ -15,11 +15,7 @@ const DURATION_HINT: &str = "expected seconds like 1 or 0.5, or 500ms, 2s, 1m, 1
 /// Parses a duration: a decimal number of seconds (`1`, `0.5`, predixy's way) or a
 /// number with a unit (`500ms`, `2s`, `1m`, `1h`).
 pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let digits_end = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits_end);
+    let (number, unit) = number_and_unit(text);
     let nanos_per_unit: u128 = match unit {
         "" | "s" => 1_000_000_000,
         "ms" => 1_000_000,
@@ -36,11 +32,7 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
 /// `ServerRetryTimeout`): seconds, or a number with `s`, `ms` or `us`, where `m` means
 /// milliseconds and `u` microseconds, in any case. (redmux TOML reads `m` as minutes.)
 pub(super) fn parse_predixy_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let digits_end = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits_end);
+    let (number, unit) = number_and_unit(text);
     let bad = || {
         format!(
             "bad duration `{text}` (expected seconds, or a number with s, ms or us; as in \
@@ -69,6 +61,15 @@ pub(super) fn parse_whole_seconds(text: &str) -> Result<Duration, String> {
             "bad duration `{text}` (expected a whole number of seconds, as predixy reads it)"
         )),
     }
+}
+
+/// A duration's digits (with any `.`) and the unit after them.
+fn number_and_unit(text: &str) -> (&str, &str) {
+    let t = text.trim();
+    let digits_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    t.split_at(digits_end)
 }
 
 /// `nanos` as a [`Duration`], or an error naming `text` when it does not fit.
