@@ -1272,11 +1272,7 @@ SentinelServerPool {
             1,
             "no groups",
         );
-        one_problem(
-            &format!("{POOL_OK}\n{POOL_OK}"),
-            9,
-            "a second server pool",
-        );
+        one_problem(&format!("{POOL_OK}\n{POOL_OK}"), 9, "a second server pool");
     }
 
     #[test]
