@@ -272,19 +272,33 @@ impl std::error::Error for ConfigError {}
 
 /// A config file's bytes as text. Bytes that are not UTF-8 are a problem on their line,
 /// except in comment lines (`#` first), where they are replaced: predixy reads such files.
-fn config_text(bytes: Vec<u8>) -> Result<String, Vec<ConfigProblem>> {
+fn config_text(bytes: Vec<u8>, toml: bool) -> Result<String, Vec<ConfigProblem>> {
     let bytes = match String::from_utf8(bytes) {
         Ok(text) => return Ok(text),
         Err(e) => e.into_bytes(),
     };
-    let problems: Vec<ConfigProblem> = bytes
+    // In TOML a line starting with `#` may be inside a multi-line string: no exemption.
+    let bad: Vec<usize> = bytes
         .split(|b| *b == b'\n')
         .enumerate()
         .filter(|(_, line)| std::str::from_utf8(line).is_err())
-        .filter(|(_, line)| !line.trim_ascii_start().starts_with(b"#"))
-        .map(|(i, _)| ConfigProblem::new(i + 1, "this line is not UTF-8 text"))
-        .take(100)
+        .filter(|(_, line)| toml || !line.trim_ascii_start().starts_with(b"#"))
+        .map(|(i, _)| i + 1)
         .collect();
+    let mut problems: Vec<ConfigProblem> = bad
+        .iter()
+        .take(100)
+        .map(|&line| ConfigProblem::new(line, "this line is not UTF-8 text"))
+        .collect();
+    if bad.len() > 100 {
+        problems.push(ConfigProblem::new(
+            bad[99],
+            format!(
+                "... and {} more lines that are not UTF-8 text",
+                bad.len() - 100
+            ),
+        ));
+    }
     if problems.is_empty() {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     } else {
@@ -325,8 +339,8 @@ impl Config {
                 format!("cannot read the file: {e}"),
             )])
         })?;
-        let text = config_text(bytes).map_err(fail)?;
         let is_toml = path.extension().is_some_and(|ext| ext == "toml");
+        let text = config_text(bytes, is_toml).map_err(fail)?;
         let parsed = if is_toml {
             toml_format::parse(&text)
         } else {
@@ -786,13 +800,18 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_utf8_are_named_by_line_outside_comments() {
-        let text = config_text(b"# caf\xe9\nBind 127.0.0.1:1\n".to_vec()).expect("comment");
+        let text = config_text(b"# caf\xe9\nBind 127.0.0.1:1\n".to_vec(), false).expect("comment");
         assert!(text.ends_with("Bind 127.0.0.1:1\n"), "{text}");
-        let p = config_text(b"Bind 127.0.0.1:1\n\nName caf\xe9\n".to_vec()).expect_err("value");
+        let p = config_text(b"Bind 127.0.0.1:1\n\nName caf\xe9\n".to_vec(), false);
         assert_eq!(
             p,
-            vec![ConfigProblem::new(3, "this line is not UTF-8 text")]
+            Err(vec![ConfigProblem::new(3, "this line is not UTF-8 text")])
         );
+        // TOML: a `#` line may be inside a multi-line string, so it is not exempt.
+        assert!(config_text(b"pw = \"\"\"\n# caf\xe9\n\"\"\"\n".to_vec(), true).is_err());
+        let p = config_text(b"Name caf\xe9\n".repeat(150), false).expect_err("many");
+        assert_eq!(p.len(), 101);
+        assert!(p[100].message.contains("and 50 more"), "{:?}", p[100]);
     }
 
     #[test]

@@ -391,7 +391,8 @@ impl Discovery {
         let replicas: Vec<String> = group
             .replicas
             .iter()
-            .filter(|r| r.role == Role::DynamicReplica && &*r.addr != addr)
+            // Every replica but the new master; `set_group` gives each its role again.
+            .filter(|r| &*r.addr != addr)
             .map(|r| r.addr.to_string())
             .collect();
         set_group(group, addr, &replicas, &self.pool.groups[gi].servers);
@@ -618,6 +619,36 @@ mod tests {
         assert_eq!(
             addrs(&group),
             [("10.0.0.3:6379".to_string(), Role::DynamicReplica)]
+        );
+    }
+
+    #[test]
+    fn a_switch_master_event_keeps_the_listed_replicas() {
+        use crate::config::GroupConfig;
+        let pool = SentinelPoolConfig {
+            groups: vec![GroupConfig {
+                name: "g".into(),
+                servers: vec!["10.0.0.2:6379".into()],
+            }],
+            ..Default::default()
+        };
+        let mut topo = Topology::unknown(&["g".to_string()]);
+        let dynamic = vec!["10.0.0.2:6379".to_string(), "10.0.0.3:6379".to_string()];
+        set_group(
+            &mut topo.groups[0],
+            "10.0.0.1:6379",
+            &dynamic,
+            &pool.groups[0].servers,
+        );
+        let cell = Arc::new(TopologyCell::new(topo));
+        let discovery = Discovery::new(pool, None, cell.clone(), Arc::new(DiscoveryStats::new(1)));
+        discovery.switch_master("g", "10.0.0.4:6379");
+        assert_eq!(
+            addrs(&cell.load().groups[0]),
+            [
+                ("10.0.0.2:6379".to_string(), Role::StaticReplica),
+                ("10.0.0.3:6379".to_string(), Role::DynamicReplica)
+            ]
         );
     }
 }

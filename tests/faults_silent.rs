@@ -228,3 +228,43 @@ fn backend_idle_timeout_close_is_invisible_to_clients() {
         proxy.logs()
     );
 }
+
+/// INFO waits for every group's master in turn; a request pipelined after it is timed
+/// from when it goes out, not from the client's read (it was failed as "timed out" and its
+/// healthy server marked down when the INFO took longer than `server_timeout`).
+#[test]
+fn a_request_after_a_slow_info_is_not_timed_out() {
+    let (masters, sentinel) = start_monitored_masters(&["ga", "gb"]);
+    let p = start_redmux_for_groups(
+        &sentinel,
+        &["ga", "gb"],
+        "",
+        "server_timeout = 1\nserver_failure_limit = 1\nserver_retry_timeout = 5",
+    );
+    let key = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| predixy_group_of(k, 2) == 0)
+        .expect("a key of the first group");
+    assert_eq!(masters[0].cmd(&["SET", &key, "v"]), Reply::ok());
+    // The pauses run at once: the first master answers INFO after 0.9 s, the second 0.9 s
+    // after it is asked (inside its 1 s), 1.8 s after the read.
+    for (m, ms) in masters.iter().zip(["900", "1800"]) {
+        assert_eq!(m.cmd(&["CLIENT", "PAUSE", ms, "ALL"]), Reply::ok());
+    }
+    let mut c = p.conn();
+    c.send_raw(
+        format!(
+            "*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n",
+            key.len()
+        )
+        .as_bytes(),
+    )
+    .expect("send");
+    let started = Instant::now();
+    let info = c.read_reply().expect("INFO reply");
+    assert!(info.to_string().contains("Keyspace"), "{info}");
+    eprintln!("INFO took {:?}", started.elapsed());
+    let got = c.read_reply().expect("GET reply");
+    assert_eq!(got, Reply::Bulk(b"v".to_vec()), "{}", p.logs());
+    assert!(!p.logs().contains("marked down"), "{}", p.logs());
+}

@@ -1,7 +1,8 @@
 //! predixy-style config files, as users already write them.
 //!
 //! The syntax lives in [`syntax`]; this module gives the directives their meaning.
-//! Directive names are predixy's (case-sensitive), plus a few of redmux's own:
+//! Directive names are predixy's (matched in any case, as predixy does), plus a few of
+//! redmux's own:
 //! `MetricsBind`, `Allow`, `LogLevel`, `LogFormat`, `ProtoMaxBulkLen`,
 //! `ClientQueryBufferLimit`, `ClientOutputBufferLimitNormal`,
 //! `ClientOutputBufferLimitPubsub`, `AuthFailureLimit`, `TlsCert`, `TlsKey`, `TlsClientCa`,
@@ -386,9 +387,12 @@ impl Loader {
             && !d.args[0].is_empty()
             && d.args[0].bytes().all(|b| b == b'0');
         if let Some((_, why)) = ignored.or(unlimited.then_some(&("", "no limit is the default"))) {
-            // Checked as predixy checks them, so a typo is not waved through.
+            // Their form is checked (a value, or a block), so a line run together with the
+            // next one is not waved through; the values themselves have no use here.
             if d.name == "LatencyMonitor" {
                 self.block(d);
+            } else if d.name == "LogRotate" && d.block.is_none() && d.args.len() == 2 {
+                // predixy's `LogRotate 1d 2G`: a period and a size.
             } else {
                 self.one_value(d);
             }
@@ -1078,7 +1082,7 @@ SentinelServerPool {
     #[test]
     fn logging_and_buffer_tuning_are_ignored_with_a_warning() {
         let text = format!(
-            "Log ./predixy.log\nLogRotate 1d\nLogVerbSample 0\nLogErrorSample 1\n\
+            "Log ./predixy.log\nLogRotate 1d 2G\nLogVerbSample 0\nLogErrorSample 1\n\
              BufSize 4096\nMaxMemory 0\nSlowlogLogSlowerThan 10000\nSlowlogMaxLen 128\n\
              LatencyMonitor all {{\n Commands {{\n + all\n }}\n TimeSpan {{\n + 100\n }}\n}}\n\
              {POOL_OK}"

@@ -45,10 +45,17 @@ impl Client {
                 // running on the dedicated link finishes before RESET takes effect.
                 if self.multi.is_none() {
                     self.settle_dedicated().await;
+                    // Requests after this one are timed from now, not from the read.
+                    self.now = tokio::time::Instant::now();
                 }
                 return reset(self);
             }
-            "info" => self.info(args).await,
+            "info" => {
+                self.info(args).await;
+                // INFO may have waited for every group's master: requests after it are
+                // timed from now, not from the read.
+                self.now = tokio::time::Instant::now();
+            }
             name if name.starts_with("client") => self.client_command(spec, args),
             name if name.starts_with("command") => {
                 // COMMAND's answers come from a backend: they describe the Redis behind us.
