@@ -36,7 +36,14 @@ fn tls_server(pki: &Pki, tls_port: u16, extra: &[String]) -> RedisServer {
     args.extend(extra.iter().cloned());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let s = RedisServer::start_with(&refs);
-    let pong = redis_cli_tls(&pki.ca, tls_port, &["PING"]);
+    // With the client certificate, in case this server demands one.
+    let cert = [
+        "--cert",
+        path_str(&pki.client_cert),
+        "--key",
+        path_str(&pki.client_key),
+    ];
+    let pong = redis_cli_tls(&pki.ca, tls_port, &[&cert[..], &["PING"]].concat());
     assert_eq!(
         pong.trim(),
         "PONG",
@@ -47,7 +54,8 @@ fn tls_server(pki: &Pki, tls_port: u16, extra: &[String]) -> RedisServer {
     s
 }
 
-/// `redis-cli --tls --cacert CA -p PORT ARGS...`; its output (stdout and stderr).
+/// `redis-cli --tls --cacert CA -p PORT ARGS...` (ARGS may start with more options);
+/// its output (stdout and stderr).
 fn redis_cli_tls(ca: &Path, port: u16, args: &[&str]) -> String {
     let bin = require_binary("redis-cli", "apt-get install -y redis-tools");
     let out = Command::new(bin)
@@ -131,6 +139,10 @@ impl Drop for TlsSentinel {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
 }
 
 /// A redmux TOML config with the backend TLS lines `tls`.
@@ -231,4 +243,114 @@ fn backend_tls_without_a_ca_is_a_config_error() {
     let (status, out) = Redmux::check(predixy, "conf");
     assert!(!status.success(), "accepted: {out}");
     assert!(out.contains("TlsCa"), "message names TlsCa: {out}");
+}
+
+/// The backend TLS settings that only matter against a live server: a client certificate
+/// for a master that demands one (`tls-auth-clients yes`), a server name verified instead
+/// of the address, and `tls_insecure_skip_verify` with a CA that did not sign the server.
+#[test]
+fn client_certificate_server_name_and_skip_verify_against_a_live_server() {
+    let dir = unique_temp_dir("tls-backend-client-cert");
+    let pki = make_pki(&dir, "good");
+    let wrong = make_pki(&dir, "wrong");
+    let master_tls = free_port();
+    // The last --tls-auth-clients wins: this master refuses clients without a certificate.
+    let demand = ["--tls-auth-clients".to_string(), "yes".to_string()];
+    let master = tls_server(&pki, master_tls, &demand);
+    // redis-cli without a certificate is refused: the master really demands one.
+    let bare = redis_cli_tls(&pki.ca, master_tls, &["PING"]);
+    assert!(!bare.contains("PONG"), "no client certificate, yet: {bare}");
+    // The Sentinel (plain port for redmux) reaches the master over TLS with its own
+    // certificate, signed by the same CA.
+    let sentinel = TlsSentinel::start(&pki, &dir, master_tls);
+    let plain_sentinel = format!("127.0.0.1:{}", sentinel.port);
+    let start = |tls: String| Redmux::start(&conf(free_port(), &plain_sentinel, &tls), "toml");
+    let set_until = |r: &Redmux, value: &str, done: &dyn Fn(&Reply) -> bool| -> Reply {
+        let mut last = Reply::Nil;
+        wait_until(Duration::from_secs(10), || {
+            last = r.cmd(&["SET", "tls:cert", value]);
+            done(&last)
+        });
+        last
+    };
+    // Read back on the master's plain port (no certificate needed there).
+    let stored = || master.cmd(&["GET", "tls:cert"]);
+    let client = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"",
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    let ca = |pki: &Pki| format!("tls = true\ntls_ca = \"{}\"", pki.ca.display());
+
+    // Without a client certificate: an error, nothing written.
+    let r = start(ca(&pki));
+    let wants_cert = |l: &Reply| {
+        l.error_message()
+            .is_some_and(|e| e.contains("wants a client certificate"))
+    };
+    let last = set_until(&r, "no-cert", &wants_cert);
+    assert!(
+        wants_cert(&last),
+        "expected an error without a client certificate, got {last}\n{}",
+        r.logs()
+    );
+    eprintln!("no client certificate: {last}");
+    assert_eq!(
+        stored(),
+        Reply::Nil,
+        "nothing written without a certificate"
+    );
+    drop(r);
+
+    // With the client certificate: written.
+    let r = start(format!("{}\n{client}", ca(&pki)));
+    let last = set_until(&r, "with-cert", &|l| *l == Reply::ok());
+    assert_eq!(
+        last,
+        Reply::ok(),
+        "SET with a client certificate\n{}",
+        r.logs()
+    );
+    assert_eq!(stored(), Reply::bulk("with-cert"));
+    drop(r);
+
+    // The certificate names localhost and 127.0.0.1: a server name it does not carry is a
+    // TLS error, one it carries works although the address is 127.0.0.1.
+    let r = start(format!(
+        "{}\n{client}\ntls_server_name = \"cache.example\"",
+        ca(&pki)
+    ));
+    let last = set_until(&r, "wrong-name", &|l| {
+        l.error_message().is_some_and(|e| e.contains("TLS"))
+    });
+    assert!(
+        last.error_message().is_some_and(|e| e.contains("TLS")),
+        "expected a TLS error for a name the certificate does not carry, got {last}"
+    );
+    eprintln!("unknown server name: {last}");
+    assert_eq!(stored(), Reply::bulk("with-cert"));
+    drop(r);
+    let r = start(format!(
+        "{}\n{client}\ntls_server_name = \"localhost\"",
+        ca(&pki)
+    ));
+    let last = set_until(&r, "by-name", &|l| *l == Reply::ok());
+    assert_eq!(
+        last,
+        Reply::ok(),
+        "SET verifying the name localhost\n{}",
+        r.logs()
+    );
+    assert_eq!(stored(), Reply::bulk("by-name"));
+    drop(r);
+
+    // A CA that did not sign the server, but verification off: works.
+    let r = start(format!(
+        "{}\n{client}\ntls_insecure_skip_verify = true",
+        ca(&wrong)
+    ));
+    let last = set_until(&r, "skip-verify", &|l| *l == Reply::ok());
+    assert_eq!(last, Reply::ok(), "SET with verification off\n{}", r.logs());
+    assert_eq!(stored(), Reply::bulk("skip-verify"));
+    drop((r, sentinel, master));
 }
