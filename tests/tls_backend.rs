@@ -264,17 +264,38 @@ fn client_certificate_server_name_and_skip_verify_against_a_live_server() {
     // certificate, signed by the same CA.
     let sentinel = TlsSentinel::start(&pki, &dir, master_tls);
     let plain_sentinel = format!("127.0.0.1:{}", sentinel.port);
-    let start = |tls: String| Redmux::start(&conf(free_port(), &plain_sentinel, &tls), "toml");
-    let set_until = |r: &Redmux, value: &str, done: &dyn Fn(&Reply) -> bool| -> Reply {
+    // Read back on the master's plain port (no certificate needed there).
+    let stored = || master.cmd(&["GET", "tls:cert"]);
+    // SET `value` through a redmux with the backend TLS lines `tls` until `done` holds for
+    // the reply (or 10 s passed); the last reply.
+    let set_through = |tls: String, value: &str, done: &dyn Fn(&Reply) -> bool| -> Reply {
+        let r = Redmux::start(&conf(free_port(), &plain_sentinel, &tls), "toml");
         let mut last = Reply::Nil;
         wait_until(Duration::from_secs(10), || {
             last = r.cmd(&["SET", "tls:cert", value]);
             done(&last)
         });
+        if !done(&last) {
+            eprintln!("--- redmux log ---\n{}", r.logs());
+        }
         last
     };
-    // Read back on the master's plain port (no certificate needed there).
-    let stored = || master.cmd(&["GET", "tls:cert"]);
+    let written = |tls: String, value: &str, what: &str| {
+        let last = set_through(tls, value, &|l| *l == Reply::ok());
+        assert_eq!(last, Reply::ok(), "SET {what}");
+        assert_eq!(stored(), Reply::bulk(value), "{what}: on the master");
+    };
+    let refused = |tls: String, want: &str, what: &str| {
+        let before = stored();
+        let is_it = |l: &Reply| l.error_message().is_some_and(|e| e.contains(want));
+        let last = set_through(tls, "refused", &is_it);
+        assert!(
+            is_it(&last),
+            "{what}: expected an error naming {want:?}, got {last}"
+        );
+        eprintln!("{what}: {last}");
+        assert_eq!(stored(), before, "{what}: nothing written");
+    };
     let client = format!(
         "tls_cert = \"{}\"\ntls_key = \"{}\"",
         pki.client_cert.display(),
@@ -282,75 +303,36 @@ fn client_certificate_server_name_and_skip_verify_against_a_live_server() {
     );
     let ca = |pki: &Pki| format!("tls = true\ntls_ca = \"{}\"", pki.ca.display());
 
-    // Without a client certificate: an error, nothing written.
-    let r = start(ca(&pki));
-    let wants_cert = |l: &Reply| {
-        l.error_message()
-            .is_some_and(|e| e.contains("wants a client certificate"))
-    };
-    let last = set_until(&r, "no-cert", &wants_cert);
-    assert!(
-        wants_cert(&last),
-        "expected an error without a client certificate, got {last}\n{}",
-        r.logs()
+    refused(
+        ca(&pki),
+        "wants a client certificate",
+        "no client certificate",
     );
-    eprintln!("no client certificate: {last}");
-    assert_eq!(
-        stored(),
-        Reply::Nil,
-        "nothing written without a certificate"
+    written(
+        format!("{}\n{client}", ca(&pki)),
+        "with-cert",
+        "with a client certificate",
     );
-    drop(r);
-
-    // With the client certificate: written.
-    let r = start(format!("{}\n{client}", ca(&pki)));
-    let last = set_until(&r, "with-cert", &|l| *l == Reply::ok());
-    assert_eq!(
-        last,
-        Reply::ok(),
-        "SET with a client certificate\n{}",
-        r.logs()
-    );
-    assert_eq!(stored(), Reply::bulk("with-cert"));
-    drop(r);
-
     // The certificate names localhost and 127.0.0.1: a server name it does not carry is a
     // TLS error, one it carries works although the address is 127.0.0.1.
-    let r = start(format!(
-        "{}\n{client}\ntls_server_name = \"cache.example\"",
-        ca(&pki)
-    ));
-    let last = set_until(&r, "wrong-name", &|l| {
-        l.error_message().is_some_and(|e| e.contains("TLS"))
-    });
-    assert!(
-        last.error_message().is_some_and(|e| e.contains("TLS")),
-        "expected a TLS error for a name the certificate does not carry, got {last}"
+    refused(
+        format!(
+            "{}\n{client}\ntls_server_name = \"cache.example\"",
+            ca(&pki)
+        ),
+        "TLS",
+        "a server name the certificate does not carry",
     );
-    eprintln!("unknown server name: {last}");
-    assert_eq!(stored(), Reply::bulk("with-cert"));
-    drop(r);
-    let r = start(format!(
-        "{}\n{client}\ntls_server_name = \"localhost\"",
-        ca(&pki)
-    ));
-    let last = set_until(&r, "by-name", &|l| *l == Reply::ok());
-    assert_eq!(
-        last,
-        Reply::ok(),
-        "SET verifying the name localhost\n{}",
-        r.logs()
+    written(
+        format!("{}\n{client}\ntls_server_name = \"localhost\"", ca(&pki)),
+        "by-name",
+        "verifying the name localhost",
     );
-    assert_eq!(stored(), Reply::bulk("by-name"));
-    drop(r);
-
     // A CA that did not sign the server, but verification off: works.
-    let r = start(format!(
-        "{}\n{client}\ntls_insecure_skip_verify = true",
-        ca(&wrong)
-    ));
-    let last = set_until(&r, "skip-verify", &|l| *l == Reply::ok());
-    assert_eq!(last, Reply::ok(), "SET with verification off\n{}", r.logs());
-    assert_eq!(stored(), Reply::bulk("skip-verify"));
-    drop((r, sentinel, master));
+    written(
+        format!("{}\n{client}\ntls_insecure_skip_verify = true", ca(&wrong)),
+        "skip-verify",
+        "with verification off",
+    );
+    drop((sentinel, master));
 }
