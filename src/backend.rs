@@ -414,10 +414,9 @@ impl Link {
         };
         let replies = match tokio::time::timeout(limit, exchange).await {
             Err(_) => return Err("handshake timed out".into()),
-            // With TLS 1.3 a server that refuses the client's certificate (or its
-            // absence) says so with an alert on the first read, after the handshake.
+            // A refused client certificate shows up here, on the first read.
             Ok(Err(e)) if self.settings.tls.is_some() && e.contains("alert") => {
-                return Err(describe_tls_alert(&e));
+                return Err(crate::backend_tls::describe_alert(&e));
             }
             Ok(Err(e)) => return Err(format!("handshake failed: {e}")),
             Ok(Ok(r)) => r,
@@ -708,18 +707,6 @@ fn describe_handshake_error(text: &str) -> String {
         "has no password set but one is configured: remove `password`".into()
     } else {
         format!("refused the connection handshake: {text}")
-    }
-}
-
-/// A TLS alert from the server, with what to change when it is about the client
-/// certificate.
-fn describe_tls_alert(e: &str) -> String {
-    if e.contains("CertificateRequired") {
-        format!("TLS handshake failed: the server wants a client certificate (tls_cert and tls_key of the pool): {e}")
-    } else if e.contains("Certificate") || e.contains("UnknownCA") {
-        format!("TLS handshake failed: the server refused the client certificate: {e}")
-    } else {
-        format!("TLS handshake failed: {e}")
     }
 }
 

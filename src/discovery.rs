@@ -144,7 +144,7 @@ impl Discovery {
                 }
                 Ok(Err(e)) if e.starts_with("TLS handshake failed") => {
                     if self.refused.borrow_mut().insert(addr.clone()) {
-                        tracing::error!(sentinel = %addr, error = %e, "check `sentinel_tls` and `tls_ca`");
+                        tracing::error!(sentinel = %addr, error = %e, "check `sentinel_tls`, `tls_ca`, `tls_cert` and `tls_key`");
                     }
                 }
                 Ok(Err(e)) => {
@@ -490,7 +490,9 @@ async fn connect_sentinel(
         }
         stream.write_all(&req).await.map_err(|e| e.to_string())?;
         stream.flush().await.map_err(|e| e.to_string())?;
-        let reply = read_replies(&mut stream, 1).await?;
+        let reply = read_replies(&mut stream, 1)
+            .await
+            .map_err(|e| tls_error(tls, e))?;
         if reply[0].first() == Some(&b'-') {
             return Err(format!(
                 "sentinel refused the password: {}",
@@ -499,6 +501,14 @@ async fn connect_sentinel(
         }
     }
     Ok(stream)
+}
+
+/// A read error on a Sentinel connection; over TLS, a refused client certificate is named.
+fn tls_error(tls: Option<&BackendTls>, e: String) -> String {
+    match tls {
+        Some(_) => crate::backend_tls::describe_alert(&e),
+        None => e,
+    }
 }
 
 /// Asks one Sentinel about every group: master, usable replicas, and its peers.
@@ -517,7 +527,9 @@ async fn query_sentinel(
     }
     stream.write_all(&req).await.map_err(|e| e.to_string())?;
     stream.flush().await.map_err(|e| e.to_string())?;
-    let replies = read_replies(&mut stream, pool.groups.len() * 3).await?;
+    let replies = read_replies(&mut stream, pool.groups.len() * 3)
+        .await
+        .map_err(|e| tls_error(tls, e))?;
     let mut groups = Vec::new();
     let mut peers = Vec::new();
     for chunk in replies.chunks(3) {

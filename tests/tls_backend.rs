@@ -36,14 +36,7 @@ fn tls_server(pki: &Pki, tls_port: u16, extra: &[String]) -> RedisServer {
     args.extend(extra.iter().cloned());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let s = RedisServer::start_with(&refs);
-    // With the client certificate, in case this server demands one.
-    let cert = [
-        "--cert",
-        path_str(&pki.client_cert),
-        "--key",
-        path_str(&pki.client_key),
-    ];
-    let pong = redis_cli_tls(&pki.ca, tls_port, &[&cert[..], &["PING"]].concat());
+    let pong = redis_cli_tls(&pki.ca, tls_port, &with_client_cert(pki, &["PING"]));
     assert_eq!(
         pong.trim(),
         "PONG",
@@ -72,8 +65,9 @@ fn redis_cli_tls(ca: &Path, port: u16, args: &[&str]) -> String {
     )
 }
 
-/// A redis-sentinel with a plain port and a TLS port, monitoring `mymaster` over TLS;
-/// killed by PID on drop.
+/// A redis-sentinel with a plain port and a TLS port, monitoring `mymaster` over TLS,
+/// demanding a client certificate on its TLS port when `demand_cert`; killed by PID on
+/// drop. `dir` is its own (it rewrites its config file there).
 struct TlsSentinel {
     port: u16,
     tls_port: u16,
@@ -82,7 +76,7 @@ struct TlsSentinel {
 }
 
 impl TlsSentinel {
-    fn start(pki: &Pki, dir: &Path, master_tls_port: u16) -> TlsSentinel {
+    fn start(pki: &Pki, dir: &Path, master_tls_port: u16, demand_cert: bool) -> TlsSentinel {
         let bin = require_binary("redis-sentinel", "apt-get install -y redis-sentinel");
         let (port, tls_port) = (free_port(), free_port());
         let mut text = format!(
@@ -92,6 +86,9 @@ impl TlsSentinel {
         let args = tls_args(pki);
         for kv in args.chunks(2) {
             text.push_str(&format!("{} \"{}\"\n", &kv[0][2..], kv[1]));
+        }
+        if demand_cert {
+            text.push_str("tls-auth-clients yes\n");
         }
         text.push_str(&format!(
             "sentinel monitor mymaster 127.0.0.1 {master_tls_port} 1\n\
@@ -120,7 +117,7 @@ impl TlsSentinel {
             redis_cli_tls(
                 &pki.ca,
                 tls_port,
-                &["SENTINEL", "get-master-addr-by-name", "mymaster"],
+                &with_client_cert(pki, &["SENTINEL", "get-master-addr-by-name", "mymaster"]),
             )
             .contains(&want)
         });
@@ -141,8 +138,18 @@ impl Drop for TlsSentinel {
     }
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("temp paths are UTF-8")
+/// redis-cli arguments `args` after the options that present `pki`'s client certificate
+/// (for servers that demand one; harmless for the others).
+fn with_client_cert<'a>(pki: &'a Pki, args: &[&'a str]) -> Vec<&'a str> {
+    let path = |p: &'a Path| p.to_str().expect("temp paths are UTF-8");
+    let mut out = vec![
+        "--cert",
+        path(&pki.client_cert),
+        "--key",
+        path(&pki.client_key),
+    ];
+    out.extend_from_slice(args);
+    out
 }
 
 /// A redmux TOML config with the backend TLS lines `tls`.
@@ -169,7 +176,7 @@ fn servers_and_sentinels_over_tls() {
     ];
     let replica = tls_server(&pki, replica_tls, &replica_of);
     replica.wait_link_up(Duration::from_secs(10));
-    let sentinel = TlsSentinel::start(&pki, &dir, master_tls);
+    let sentinel = TlsSentinel::start(&pki, &dir, master_tls, false);
 
     // Everything over TLS, verified with the right CA.
     let tls = format!(
@@ -262,7 +269,7 @@ fn client_certificate_server_name_and_skip_verify_against_a_live_server() {
     assert!(!bare.contains("PONG"), "no client certificate, yet: {bare}");
     // The Sentinel (plain port for redmux) reaches the master over TLS with its own
     // certificate, signed by the same CA.
-    let sentinel = TlsSentinel::start(&pki, &dir, master_tls);
+    let sentinel = TlsSentinel::start(&pki, &dir, master_tls, false);
     let plain_sentinel = format!("127.0.0.1:{}", sentinel.port);
     // Read back on the master's plain port (no certificate needed there).
     let stored = || master.cmd(&["GET", "tls:cert"]);
@@ -334,5 +341,39 @@ fn client_certificate_server_name_and_skip_verify_against_a_live_server() {
         "skip-verify",
         "with verification off",
     );
-    drop((sentinel, master));
+
+    // A Sentinel that demands a client certificate on its TLS port: without one, the
+    // operator reads what to set; with one, the master is found through it.
+    let strict_dir = dir.join("strict-sentinel");
+    std::fs::create_dir_all(&strict_dir).expect("sentinel dir");
+    let strict = TlsSentinel::start(&pki, &strict_dir, master_tls, true);
+    let strict_addr = format!("127.0.0.1:{}", strict.tls_port);
+    let over_tls = |client: &str| {
+        let tls = format!("{}\nsentinel_tls = true\n{client}", ca(&pki));
+        Redmux::start(&conf(free_port(), &strict_addr, &tls), "toml")
+    };
+    let r = over_tls("");
+    let logged = wait_until(Duration::from_secs(10), || {
+        r.logs().contains("wants a client certificate")
+    });
+    assert!(
+        logged,
+        "a Sentinel refusing redmux for want of a client certificate is logged:\n{}",
+        r.logs()
+    );
+    assert!(r.cmd(&["SET", "tls:cert", "no-sentinel"]).is_error());
+    drop(r);
+    let r = over_tls(&client);
+    let mut last = Reply::Nil;
+    let ok = wait_until(Duration::from_secs(10), || {
+        last = r.cmd(&["SET", "tls:cert", "via-strict-sentinel"]);
+        last == Reply::ok()
+    });
+    assert!(
+        ok,
+        "SET with the master found through a strict Sentinel: {last}\n{}",
+        r.logs()
+    );
+    assert_eq!(stored(), Reply::bulk("via-strict-sentinel"));
+    drop((r, strict, sentinel, master));
 }
