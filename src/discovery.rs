@@ -34,6 +34,8 @@ const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
 struct GroupReport {
     master: Option<String>,
     replicas: Vec<String>,
+    /// False when the Sentinel monitors no master by the group's name (a nil reply).
+    known: bool,
 }
 
 /// Starts discovery on its own thread; it counts refreshes and failovers in `stats`.
@@ -63,8 +65,12 @@ struct Discovery {
     /// Configured Sentinels plus those learned from `SENTINEL sentinels`.
     sentinels: std::cell::RefCell<Vec<String>>,
     subscribed: std::cell::RefCell<HashSet<String>>,
-    /// Sentinels whose password refusal was logged (once each).
+    /// Sentinels whose refusal (password, TLS, error reply) was logged (once each).
     refused: std::cell::RefCell<HashSet<String>>,
+    /// Groups no answering Sentinel knows by name (logged once each, until one does).
+    unknown_groups: std::cell::RefCell<HashSet<usize>>,
+    /// No Sentinel answered the last refresh (logged once, until one answers).
+    unanswered: std::cell::Cell<bool>,
     refresh_now: Notify,
     /// Masters announced by events (group index → address, when): a poll that still
     /// names the old master (Sentinels update it at the end of the failover) must not
@@ -86,6 +92,8 @@ impl Discovery {
             sentinels: std::cell::RefCell::new(pool.sentinels.clone()),
             subscribed: std::cell::RefCell::new(HashSet::new()),
             refused: std::cell::RefCell::new(HashSet::new()),
+            unknown_groups: std::cell::RefCell::new(HashSet::new()),
+            unanswered: std::cell::Cell::new(false),
             announced: std::cell::RefCell::new(std::collections::HashMap::new()),
             pool,
             cell,
@@ -130,6 +138,8 @@ impl Discovery {
             }));
         }
         let mut reports = Vec::new();
+        // Failures not already logged with what to change.
+        let mut unexplained = Vec::new();
         for (task, addr) in tasks.into_iter().zip(&sentinels) {
             match task.await {
                 Ok(Ok((groups, peers))) => {
@@ -137,33 +147,72 @@ impl Discovery {
                     reports.push(groups);
                     self.learn_sentinels(peers);
                 }
-                Ok(Err(e)) if e.starts_with("sentinel refused the password") => {
-                    if self.refused.borrow_mut().insert(addr.clone()) {
-                        tracing::error!(sentinel = %addr, error = %e, "check `sentinel_password`/`sentinel_user`");
-                    }
-                }
-                Ok(Err(e)) if e.starts_with("TLS handshake failed") => {
-                    if self.refused.borrow_mut().insert(addr.clone()) {
-                        tracing::error!(sentinel = %addr, error = %e, "check `sentinel_tls`, `tls_ca`, `tls_cert` and `tls_key`");
-                    }
-                }
                 Ok(Err(e)) => {
-                    tracing::debug!(sentinel = %addr, error = %e, "sentinel did not answer")
+                    let hint = if e.starts_with("sentinel refused the password")
+                        || e.starts_with("sentinel requires a password")
+                    {
+                        Some("check `sentinel_password`/`sentinel_user`")
+                    } else if e.starts_with("TLS handshake failed") {
+                        Some("check `sentinel_tls`, `tls_ca`, `tls_cert` and `tls_key`")
+                    } else if e.starts_with("sentinel answered an error") {
+                        Some("is this address a Sentinel?")
+                    } else {
+                        None
+                    };
+                    match hint {
+                        Some(hint) => {
+                            if self.refused.borrow_mut().insert(addr.clone()) {
+                                tracing::error!(sentinel = %addr, error = %e, "{hint}");
+                            }
+                        }
+                        None => {
+                            tracing::debug!(sentinel = %addr, error = %e, "sentinel did not answer");
+                            unexplained.push(format!("{addr}: {e}"));
+                        }
+                    }
                 }
                 Err(_) => {}
             }
         }
         self.stats.refreshed(!reports.is_empty());
         if reports.is_empty() {
-            tracing::debug!("no sentinel answered");
+            if !self.unanswered.replace(true) && !unexplained.is_empty() {
+                tracing::warn!(
+                    sentinels = %unexplained.join("; "),
+                    "no Sentinel answered: clients get 'no master known' until one does"
+                );
+            }
             return;
         }
+        if self.unanswered.replace(false) {
+            tracing::info!(sentinels = reports.len(), "Sentinels answer again");
+        }
+        self.check_group_names(&reports);
         let current = self.cell.load();
         let next = self.build(&current, &reports);
         if next.groups != current.groups {
             log_changes(&current, &next);
             self.stats.observe(&current, &next);
             self.cell.publish(next);
+        }
+    }
+
+    /// Logs (once) a group that no answering Sentinel monitors under its name: a typo in
+    /// the group name otherwise shows only as 'no master known' to clients.
+    fn check_group_names(&self, reports: &[Vec<GroupReport>]) {
+        for (gi, group) in self.pool.groups.iter().enumerate() {
+            let known = reports.iter().any(|r| r.get(gi).is_some_and(|g| g.known));
+            let mut unknown = self.unknown_groups.borrow_mut();
+            if !known && unknown.insert(gi) {
+                tracing::error!(
+                    group = %group.name,
+                    sentinels = reports.len(),
+                    "no Sentinel that answered monitors a master by this name: check the group \
+                     name (`SENTINEL MASTERS` on a Sentinel lists the names it monitors)"
+                );
+            } else if known && unknown.remove(&gi) {
+                tracing::info!(group = %group.name, "a Sentinel now monitors this group");
+            }
         }
     }
 
@@ -251,7 +300,11 @@ impl Discovery {
         encode_request(&mut req, &[b"PSUBSCRIBE", b"*"]);
         stream.write_all(&req).await.map_err(|e| e.to_string())?;
         stream.flush().await.map_err(|e| e.to_string())?;
-        read_replies(&mut stream, 1).await?;
+        let reply = read_replies(&mut stream, 1).await?;
+        if let Some(text) = reply[0].strip_prefix(b"-") {
+            // Logged by the next refresh, which gets the same answer.
+            return Err(sentinel_error_reply(text));
+        }
         connected.set(true);
         self.stats.sentinel_up();
         tracing::info!(sentinel = %addr, "sentinel connected");
@@ -503,6 +556,18 @@ async fn connect_sentinel(
     Ok(stream)
 }
 
+/// What a Sentinel's error reply (without its `-`) means for the operator.
+fn sentinel_error_reply(text: &[u8]) -> String {
+    let text = String::from_utf8_lossy(text).trim_end().to_string();
+    if text.starts_with("NOAUTH") {
+        format!("sentinel requires a password: {text}")
+    } else if text.starts_with("WRONGPASS") {
+        format!("sentinel refused the password: {text}")
+    } else {
+        format!("sentinel answered an error: {text}")
+    }
+}
+
 /// A read error on a Sentinel connection; over TLS, a refused client certificate is named.
 fn tls_error(tls: Option<&BackendTls>, e: String) -> String {
     match tls {
@@ -533,6 +598,10 @@ async fn query_sentinel(
     let mut groups = Vec::new();
     let mut peers = Vec::new();
     for chunk in replies.chunks(3) {
+        if let Some(text) = chunk[0].strip_prefix(b"-") {
+            return Err(sentinel_error_reply(text));
+        }
+        let known = !matches!(Value::parse(&chunk[0]), Ok(Value::Null));
         let master = Value::parse(&chunk[0]).ok().and_then(|v| match v {
             Value::Array(items) if items.len() == 2 => {
                 Some(format!("{}:{}", items[0].as_text()?, items[1].as_text()?))
@@ -545,7 +614,11 @@ async fn query_sentinel(
         if let Ok(v) = Value::parse(&chunk[2]) {
             peers.extend(instances(&v).into_iter().map(|f| f.addr));
         }
-        groups.push(GroupReport { master, replicas });
+        groups.push(GroupReport {
+            master,
+            replicas,
+            known,
+        });
     }
     Ok((groups, peers))
 }

@@ -25,6 +25,15 @@ fn starts_without_sentinel_and_works_once_it_answers() {
         }
     }
     assert_eq!(t.master.cmd(&["EXISTS", "k"]), Reply::Int(0));
+    // The operator reads it once, not once per refresh.
+    std::thread::sleep(Duration::from_secs(2));
+    let silent = |p: &Redmux| {
+        p.logs()
+            .lines()
+            .filter(|l| l.contains("no Sentinel answered"))
+            .count()
+    };
+    assert_eq!(silent(&p), 1, "logged once:\n{}", p.logs());
     t.sentinels[0].restart();
     let t0 = Instant::now();
     must_wait(Duration::from_secs(10), "a write through redmux", || {
@@ -35,6 +44,53 @@ fn starts_without_sentinel_and_works_once_it_answers() {
         t0.elapsed()
     );
     assert_eq!(t.master.cmd(&["GET", "k"]), Reply::bulk("v"));
+    assert!(
+        p.logs().contains("Sentinels answer again"),
+        "the recovery is logged:\n{}",
+        p.logs()
+    );
+}
+
+/// A group name no Sentinel monitors (a typo) is an error line naming the group, once;
+/// clients get a clear error. The other group of the same pool works.
+#[test]
+fn a_group_no_sentinel_monitors_is_logged_once() {
+    let t = MasterReplica::start(GROUP);
+    let port = free_port();
+    let toml = format!(
+        "bind = \"127.0.0.1:{port}\"\n[sentinel_pool]\nrefresh_interval = \"200ms\"\n\
+         sentinels = [\"{}\"]\nhash = \"crc16\"\ndistribution = \"modula\"\n\
+         [[sentinel_pool.group]]\nname = \"{GROUP}\"\n\
+         [[sentinel_pool.group]]\nname = \"{GROUP}-typo\"\n",
+        t.sentinel().addr()
+    );
+    let p = Redmux::start(&toml, "toml");
+    must_wait(Duration::from_secs(10), "the error line", || {
+        p.logs().contains("no Sentinel that answered monitors")
+    });
+    std::thread::sleep(Duration::from_secs(1)); // five more refreshes
+    let lines: Vec<String> = p
+        .logs()
+        .lines()
+        .filter(|l| l.contains("no Sentinel that answered monitors"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 1, "logged once:\n{}", p.logs());
+    assert!(
+        lines[0].contains(&format!("group={GROUP}-typo")),
+        "names the group: {}",
+        lines[0]
+    );
+    // Keys of the known group work; keys of the unknown one get a clear error.
+    let (mut ok, mut refused) = (0, 0);
+    for i in 0..20 {
+        match p.cmd(&["SET", &format!("k{i}"), "v"]) {
+            r if r == Reply::ok() => ok += 1,
+            Reply::Error(e) if e.contains("no master known") && e.contains("typo") => refused += 1,
+            other => panic!("SET k{i}: {other}"),
+        }
+    }
+    assert!(ok > 0 && refused > 0, "{ok} written, {refused} refused");
 }
 
 /// Makes `key` exist on the (first) replica only (`replica-read-only no`), so a read shows which

@@ -117,4 +117,20 @@ fn sentinel_password_right_and_wrong() {
     let lines = log_lines(&bad, "sentinel refused the password");
     println!("[wrong sentinel password] {lines} log line(s) say so");
     assert_eq!(lines, 1, "logged {lines} times:\n{}", bad.logs());
+
+    // No password configured for a Sentinel that wants one: said once, with what to set.
+    let port = free_port();
+    let none = Redmux::start(&redmux_toml(port, &[sentinel.addr()], GROUP, ""), "toml");
+    std::thread::sleep(Duration::from_secs(3)); // three refresh rounds
+    let r = none.cmd(&["SET", "k", "x"]);
+    assert!(r.is_error(), "no master can be known: {r}");
+    let lines = log_lines(&none, "sentinel requires a password");
+    println!("[no sentinel password] {lines} log line(s) say so");
+    assert_eq!(lines, 1, "logged {lines} times:\n{}", none.logs());
+    assert_eq!(
+        log_lines(&none, "sentinel_password"),
+        1,
+        "the line names the setting:\n{}",
+        none.logs()
+    );
 }
