@@ -513,7 +513,11 @@ fn log_changes(old: &Topology, new: &Topology) {
             tracing::info!(group = %n.name, server = %added, "replica up");
         }
         for removed in before.difference(&after) {
-            tracing::info!(group = %n.name, server = %removed, "replica down or removed");
+            if n.master.as_deref() == Some(*removed) {
+                tracing::info!(group = %n.name, server = %removed, "replica is now the master");
+            } else {
+                tracing::info!(group = %n.name, server = %removed, "replica down or removed");
+            }
         }
     }
 }

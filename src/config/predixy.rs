@@ -798,6 +798,20 @@ impl Loader {
         let Some(v) = self.value("SentinelServerPool", d, parse) else {
             return;
         };
+        // `1m` is a millisecond to predixy (and so here), which is rarely what was meant.
+        if let [text] = d.args.as_slice() {
+            let unit = text.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+            if unit.eq_ignore_ascii_case("m") && self.cfg.ignored.len() < MAX_SHOWN {
+                let msg = format!(
+                    "`{} {text}` is {} ms: predixy reads `m` as milliseconds (write `{}ms` \
+                     to say so; there is no minutes unit)",
+                    d.name,
+                    v.as_millis(),
+                    &text[..text.len() - 1]
+                );
+                self.cfg.ignored.push(ConfigProblem::new(d.line, msg));
+            }
+        }
         let pool = &mut self.cfg.sentinel_pool;
         match d.name.as_str() {
             "RefreshInterval" => pool.refresh_interval = v,
@@ -1077,6 +1091,22 @@ SentinelServerPool {
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].0, 5);
         assert!(p[0].1.contains("TlsCa"), "{p:?}");
+    }
+
+    #[test]
+    fn a_duration_in_m_loads_as_milliseconds_with_a_warning() {
+        let text = POOL_OK.replace(
+            "SentinelServerPool {",
+            "SentinelServerPool {\n    ServerTimeout 1m\n    RefreshInterval 500ms",
+        );
+        let cfg = parse(&text).expect("loads");
+        assert_eq!(cfg.sentinel_pool.server_timeout, Duration::from_millis(1));
+        assert_eq!(cfg.ignored.len(), 1, "{:#?}", cfg.ignored);
+        let w = &cfg.ignored[0];
+        assert!(
+            w.message.starts_with("`ServerTimeout 1m` is 1 ms") && w.message.contains("`1ms`"),
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -98,6 +98,27 @@ struct Group {
     servers: Option<Vec<Spanned<String>>>,
 }
 
+/// The keys of [`File`] (kept equal by a test), for the hint on one written in a table.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "bind",
+    "worker_threads",
+    "metrics",
+    "log_level",
+    "log_format",
+    "allow",
+    "max_clients",
+    "client_timeout",
+    "proxy_protocol",
+    "proto_max_bulk_len",
+    "client_query_buffer_limit",
+    "client_output_buffer_limit_normal",
+    "client_output_buffer_limit_pubsub",
+    "auth_failure_limit",
+    "tls",
+    "auth",
+    "sentinel_pool",
+];
+
 /// Parses a redmux TOML file into a [`Config`], or every problem found in it.
 pub(super) fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
     let file: File = toml::from_str(text).map_err(|e| {
@@ -177,6 +198,19 @@ fn decode_error(text: &str, line: usize, message: &str) -> String {
         if message.contains("expected a list") {
             return format!(
                 "{message} (`{name}` is a list of tables: write `[[{name}]]` before each entry)"
+            );
+        }
+    }
+    // A top-level key written below a `[table]` header belongs to that table in TOML.
+    if let Some(name) = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split_once('`'))
+        .map(|(name, _)| name)
+    {
+        if TOP_LEVEL_KEYS.contains(&name) {
+            return format!(
+                "{message} (`{name}` is a top-level key: write it above the first `[table]` \
+                 header, or TOML puts it in the table above it)"
             );
         }
     }
@@ -542,6 +576,23 @@ mod tests {
     }
 
     #[test]
+    fn top_level_keys_are_the_files_fields() {
+        let err = toml::from_str::<File>("not_a_key = 1")
+            .err()
+            .expect("refused");
+        let listed = err
+            .message()
+            .split_once("expected one of ")
+            .expect("the list")
+            .1;
+        let fields: Vec<&str> = listed
+            .split(", ")
+            .map(|f| f.trim().trim_matches('`'))
+            .collect();
+        assert_eq!(fields, TOP_LEVEL_KEYS, "{}", err.message());
+    }
+
+    #[test]
     fn type_errors_name_the_key_and_toml_types() {
         one_problem(
             &format!("worker_threads = \"two\"\n{POOL_OK}"),
@@ -772,6 +823,7 @@ name = "g2"
                 "unknown field `static_slave_read_priority`",
             ),
             ("servers = []\n", 2, "unknown field `servers`"),
+            ("max_clients = 5\n", 2, "`max_clients` is a top-level key"),
         ];
         for (body, line, needle) in cases {
             one_problem(&pool(body), *line, needle);
