@@ -307,6 +307,79 @@ fn config_text(bytes: Vec<u8>, toml: bool) -> Result<String, Vec<ConfigProblem>>
 }
 
 impl Config {
+    /// What this configuration makes the proxy do, in a few lines for `--check` (defaults
+    /// included, no password shown): what someone moving from predixy wants to compare.
+    pub fn summary(&self) -> Vec<String> {
+        let pool = &self.sentinel_pool;
+        let none_if_zero = |d: Duration| {
+            if d.is_zero() {
+                "none".to_string()
+            } else {
+                format!("{d:?}")
+            }
+        };
+        let mut out = vec![format!(
+            "listen {}, {} worker thread(s), metrics {}",
+            self.bind,
+            self.worker_threads,
+            self.metrics_bind
+                .map_or("off".to_string(), |a| format!("on {a}"))
+        )];
+        let tls = |on: bool| if on { " over TLS" } else { "" };
+        out.push(format!(
+            "Sentinels{}: {}",
+            tls(pool.tls.sentinels),
+            pool.sentinels.join(", ")
+        ));
+        let names: Vec<&str> = pool.groups.iter().map(|g| g.name.as_str()).collect();
+        let tag = pool.hash_tag.map_or("none".to_string(), |(a, b)| {
+            format!("{}{}", a as char, b as char)
+        });
+        out.push(format!(
+            "groups{}: {} ({} hash, {} distribution, hash tag {tag}, {} database(s))",
+            tls(pool.tls.servers),
+            names.join(", "),
+            format!("{:?}", pool.hash).to_lowercase(),
+            format!("{:?}", pool.distribution).to_lowercase(),
+            pool.databases
+        ));
+        out.push(format!(
+            "read priority: master {}, static replicas {}, dynamic replicas {}",
+            pool.master_read_priority,
+            pool.static_replica_read_priority,
+            pool.dynamic_replica_read_priority
+        ));
+        out.push(format!(
+            "timeouts: server {}, retry a failed server after {:?} ({} failures), client idle \
+             {}, Sentinel refresh {:?}",
+            none_if_zero(pool.server_timeout),
+            pool.server_retry_timeout,
+            pool.server_failure_limit,
+            none_if_zero(self.client_timeout),
+            pool.refresh_interval
+        ));
+        out.push(match &self.auth {
+            None => "auth: none (every client may run every command)".to_string(),
+            Some(entries) => {
+                let count = |m: AuthMode| entries.iter().filter(|e| e.mode == m).count();
+                let open = entries.iter().any(|e| e.password.is_empty());
+                format!(
+                    "auth: {} password(s): {} admin, {} write, {} read{}",
+                    entries.len(),
+                    count(AuthMode::Admin),
+                    count(AuthMode::Write),
+                    count(AuthMode::Read),
+                    if open {
+                        " (one of them empty: what clients that never AUTH may do)"
+                    } else {
+                        ""
+                    }
+                )
+            }
+        });
+        out
+    }
+
     /// Bytes of unwritten replies after which a normal client is dropped (0 = never).
     pub fn client_output_limit(&self) -> usize {
         self.client_output_buffer_limit_normal

@@ -64,6 +64,9 @@ fn main() -> ExitCode {
             eprintln!("{}:{}: warning: {}", path.display(), w.line, w.message);
         }
         println!("{}: configuration is valid", path.display());
+        for line in config.summary() {
+            println!("  {line}");
+        }
         return ExitCode::SUCCESS;
     }
     let set_log_level = init_logging(&config);

@@ -666,6 +666,13 @@ fn predixy_log_and_buffer_directives_load_with_warnings() {
     assert!(out.contains(":1: warning: `Log` ignored"), "{out}");
     assert!(out.contains(":2: warning: `LogRotate` ignored"), "{out}");
     assert!(out.contains(":3: warning: `BufSize` ignored"), "{out}");
+    // What the file makes the proxy do, defaults included, without any password.
+    assert!(out.contains("configuration is valid"), "{out}");
+    let sentinels = format!("Sentinels: {}", t.sentinel_addrs().join(", "));
+    assert!(out.contains(&sentinels), "{out}");
+    assert!(out.contains("read priority: master "), "{out}");
+    assert!(out.contains("auth: "), "{out}");
+    assert!(!out.contains(WRITE_PW), "a password in the summary: {out}");
     let p = Redmux::start_on(&text, "conf", port);
     wait_master(&p, Some(WRITE_PW));
     let logs = p.logs();
