@@ -28,6 +28,8 @@ const SENTINEL_TIMEOUT: Duration = Duration::from_secs(1);
 const ANNOUNCED_WINS_FOR: Duration = Duration::from_secs(30);
 /// Pause before re-subscribing to a Sentinel whose connection broke.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(500);
+/// Pause before trying again a Sentinel that answered the subscription with an error.
+const RESUBSCRIBE_REFUSED_DELAY: Duration = Duration::from_secs(10);
 
 /// What one Sentinel reported about one group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,7 +178,9 @@ impl Discovery {
         }
         self.stats.refreshed(!reports.is_empty());
         if reports.is_empty() {
-            if !self.unanswered.replace(true) && !unexplained.is_empty() {
+            // Failures already logged with a hint do not start a silent spell: when the
+            // Sentinels become unreachable after that, it is still said.
+            if !unexplained.is_empty() && !self.unanswered.replace(true) {
                 tracing::warn!(
                     sentinels = %unexplained.join("; "),
                     "no Sentinel answered: clients get 'no master known' until one does"
@@ -276,16 +280,33 @@ impl Discovery {
     /// Subscribes to one Sentinel's events; reconnects until the process ends.
     async fn subscribe_loop(self: Rc<Self>, addr: String) {
         let connected = std::cell::Cell::new(false);
+        // A refused subscription was logged (once, until one succeeds).
+        let mut refused = false;
         loop {
             let result = self.subscribe_once(&addr, &connected).await;
             let error = result.err().unwrap_or_default();
+            let mut delay = RESUBSCRIBE_DELAY;
             if connected.replace(false) {
+                refused = false;
                 self.stats.sentinel_lost();
                 tracing::warn!(sentinel = %addr, error = %error, "sentinel connection lost");
+            } else if error.starts_with("sentinel answered an error") {
+                // Answered, but not subscribed (an ACL user without pub/sub rights gets
+                // NOPERM): polling still works, so only events are lost. A password
+                // refusal is the refresh's to log: it gets the same answer.
+                if !std::mem::replace(&mut refused, true) {
+                    tracing::warn!(
+                        sentinel = %addr, error = %error,
+                        "cannot subscribe to this Sentinel's events: failovers are followed by \
+                         polling only (every refresh_interval); give the Sentinel user pub/sub \
+                         rights (allchannels)"
+                    );
+                }
+                delay = RESUBSCRIBE_REFUSED_DELAY;
             } else {
                 tracing::debug!(sentinel = %addr, error = %error, "sentinel not reachable");
             }
-            tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+            tokio::time::sleep(delay).await;
         }
     }
 
@@ -602,10 +623,24 @@ async fn query_sentinel(
     let mut groups = Vec::new();
     let mut peers = Vec::new();
     for chunk in replies.chunks(3) {
+        let mut known = !matches!(Value::parse(&chunk[0]), Ok(Value::Null));
         if let Some(text) = chunk[0].strip_prefix(b"-") {
-            return Err(sentinel_error_reply(text));
+            let e = sentinel_error_reply(text);
+            if !e.starts_with("sentinel answered an error")
+                || e.contains("NOPERM")
+                || e.contains("unknown command")
+            {
+                // About the whole connection, not this group.
+                return Err(e);
+            }
+            // About this group only (an old Sentinel's IDONTKNOW): no vote from here.
+            let group = pool
+                .groups
+                .get(groups.len())
+                .map_or("?", |g| g.name.as_str());
+            tracing::debug!(sentinel = %addr, group, error = %e, "no master named");
+            known = true;
         }
-        let known = !matches!(Value::parse(&chunk[0]), Ok(Value::Null));
         let master = Value::parse(&chunk[0]).ok().and_then(|v| match v {
             Value::Array(items) if items.len() == 2 => {
                 Some(format!("{}:{}", items[0].as_text()?, items[1].as_text()?))

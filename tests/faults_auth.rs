@@ -134,3 +134,34 @@ fn sentinel_password_right_and_wrong() {
         none.logs()
     );
 }
+
+/// A Sentinel ACL user that may poll but not subscribe (Redis 7 gives a new user no pub/sub
+/// channels): redmux finds the master by polling and says once that failover events are lost.
+#[test]
+fn sentinel_user_without_pubsub_rights_is_logged() {
+    let master = RedisServer::start();
+    let sentinel = AuthSentinel::start_with(
+        GROUP,
+        master.port(),
+        "sentpw",
+        "user redmux on >userpw +@all resetchannels\n",
+    );
+    let proxy = start_proxy(
+        &[sentinel.addr()],
+        GROUP,
+        "sentinel_user = \"redmux\"\nsentinel_password = \"userpw\"",
+    );
+    assert_eq!(proxy.cmd(&["SET", "k", "v"]), Reply::ok());
+    assert_eq!(master.cmd(&["GET", "k"]), Reply::bulk("v"));
+    let needle = "cannot subscribe to this Sentinel's events";
+    must_wait(
+        Duration::from_secs(5),
+        "the subscription refusal logged",
+        || log_lines(&proxy, needle) > 0,
+    );
+    std::thread::sleep(Duration::from_secs(2)); // several refresh rounds
+    let lines = log_lines(&proxy, needle);
+    println!("[sentinel user without channels] {lines} log line(s)");
+    assert_eq!(lines, 1, "logged {lines} times:\n{}", proxy.logs());
+    assert!(proxy.logs().contains("NOPERM"), "{}", proxy.logs());
+}

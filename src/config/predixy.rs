@@ -803,10 +803,9 @@ impl Loader {
             let unit = text.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
             if unit.eq_ignore_ascii_case("m") && self.cfg.ignored.len() < MAX_SHOWN {
                 let msg = format!(
-                    "`{} {text}` is {} ms: predixy reads `m` as milliseconds (write `{}ms` \
+                    "`{} {text}` is {v:?}: predixy reads `m` as milliseconds (write `{}ms` \
                      to say so; there is no minutes unit)",
                     d.name,
-                    v.as_millis(),
                     &text[..text.len() - 1]
                 );
                 self.cfg.ignored.push(ConfigProblem::new(d.line, msg));
@@ -1104,7 +1103,7 @@ SentinelServerPool {
         assert_eq!(cfg.ignored.len(), 1, "{:#?}", cfg.ignored);
         let w = &cfg.ignored[0];
         assert!(
-            w.message.starts_with("`ServerTimeout 1m` is 1 ms") && w.message.contains("`1ms`"),
+            w.message.starts_with("`ServerTimeout 1m` is 1ms:") && w.message.contains("`1ms`"),
             "{w:?}"
         );
     }

@@ -119,6 +119,35 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "sentinel_pool",
 ];
 
+/// The keys of [`Pool`] (kept equal by a test), for the hint on one written in a group.
+const POOL_KEYS: &[&str] = &[
+    "databases",
+    "hash",
+    "hash_tag",
+    "distribution",
+    "master_read_priority",
+    "static_replica_read_priority",
+    "dynamic_replica_read_priority",
+    "refresh_interval",
+    "server_timeout",
+    "server_failure_limit",
+    "server_retry_timeout",
+    "keep_alive",
+    "user",
+    "password",
+    "sentinel_user",
+    "sentinel_password",
+    "sentinels",
+    "group",
+    "tls",
+    "sentinel_tls",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "tls_server_name",
+    "tls_insecure_skip_verify",
+];
+
 /// Parses a redmux TOML file into a [`Config`], or every problem found in it.
 pub(super) fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
     let file: File = toml::from_str(text).map_err(|e| {
@@ -207,6 +236,19 @@ fn decode_error(text: &str, line: usize, message: &str) -> String {
         .and_then(|m| m.split_once('`'))
         .map(|(name, _)| name)
     {
+        // In a group, a pool key is the likelier meaning (`tls` is both).
+        let in_group = text
+            .lines()
+            .take(line)
+            .filter(|l| l.trim_start().starts_with('['))
+            .last()
+            .is_some_and(|h| h.contains("sentinel_pool.group"));
+        if in_group && POOL_KEYS.contains(&name) {
+            return format!(
+                "{message} (`{name}` is a `[sentinel_pool]` key: write it above the first \
+                 `[[sentinel_pool.group]]`, or TOML puts it in the group above it)"
+            );
+        }
         if TOP_LEVEL_KEYS.contains(&name) {
             return format!(
                 "{message} (`{name}` is a top-level key: write it above the first `[table]` \
@@ -576,20 +618,21 @@ mod tests {
     }
 
     #[test]
-    fn top_level_keys_are_the_files_fields() {
-        let err = toml::from_str::<File>("not_a_key = 1")
-            .err()
-            .expect("refused");
-        let listed = err
-            .message()
-            .split_once("expected one of ")
-            .expect("the list")
-            .1;
-        let fields: Vec<&str> = listed
-            .split(", ")
-            .map(|f| f.trim().trim_matches('`'))
-            .collect();
-        assert_eq!(fields, TOP_LEVEL_KEYS, "{}", err.message());
+    fn hint_key_lists_are_the_structs_fields() {
+        fn fields<T: serde::de::DeserializeOwned>() -> Vec<String> {
+            let err = toml::from_str::<T>("not_a_key = 1").err().expect("refused");
+            let listed = err
+                .message()
+                .split_once("expected one of ")
+                .expect("the list")
+                .1;
+            listed
+                .split(", ")
+                .map(|f| f.trim().trim_matches('`').to_string())
+                .collect()
+        }
+        assert_eq!(fields::<File>(), TOP_LEVEL_KEYS);
+        assert_eq!(fields::<Pool>(), POOL_KEYS);
     }
 
     #[test]
@@ -834,6 +877,13 @@ name = "g2"
         let p = problems(groups);
         let lines: Vec<usize> = p.iter().map(|p| p.0).collect();
         assert_eq!(lines, vec![6, 7], "{p:#?}");
+        // `tls` in a group: meant for the pool (a top-level `tls` is another thing).
+        one_problem(
+            "[sentinel_pool]\nsentinels = [\"s:1\"]\n[[sentinel_pool.group]]\nname = \"g\"\n\
+             tls = true\n",
+            5,
+            "`tls` is a `[sentinel_pool]` key",
+        );
         assert!(
             p[0].1.contains("duplicate group `g` (first on line 4)"),
             "{p:#?}"

@@ -474,6 +474,11 @@ pub struct AuthSentinel {
 
 impl AuthSentinel {
     pub fn start(name: &str, master_port: u16, password: &str) -> AuthSentinel {
+        AuthSentinel::start_with(name, master_port, password, "")
+    }
+
+    /// With `extra` appended to its config file (e.g. ACL `user` lines).
+    pub fn start_with(name: &str, master_port: u16, password: &str, extra: &str) -> AuthSentinel {
         let bin = require_binary("redis-sentinel", "apt-get install -y redis-sentinel");
         let dir = unique_temp_dir("sentinel-auth");
         let port = free_port();
@@ -483,7 +488,7 @@ impl AuthSentinel {
             format!(
                 "port {port}\nbind 127.0.0.1\ndaemonize no\ndir \"{}\"\nrequirepass \"{password}\"\n\
                  sentinel monitor {name} 127.0.0.1 {master_port} 1\n\
-                 sentinel down-after-milliseconds {name} 1000\n",
+                 sentinel down-after-milliseconds {name} 1000\n{extra}",
                 dir.display()
             ),
         )
