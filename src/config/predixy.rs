@@ -457,7 +457,11 @@ impl Loader {
             }
             "WorkerThreads" => {
                 self.lines.worker_threads = d.line;
-                if let Some(v) = self.value(S, d, value::parse_number) {
+                let threads = |t: &str| {
+                    value::parse_number(t)
+                        .map_err(|_| format!("bad number `{t}` (expected 1 to 256 threads)"))
+                };
+                if let Some(v) = self.value(S, d, threads) {
                     self.cfg.worker_threads = v;
                 }
             }

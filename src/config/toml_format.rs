@@ -262,6 +262,10 @@ fn decode_error(text: &str, line: usize, message: &str) -> String {
         .and_then(|l| l.split_once('='))
         .map(|(k, _)| k.trim())
         .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'));
+    // The one whole-number key whose range does not start at 0.
+    if key == Some("worker_threads") {
+        message = message.replace("(0 or more)", "(1 to 256)");
+    }
     match key {
         Some(k) if !message.contains(&format!("`{k}`")) => format!("{k}: {message}"),
         _ => message,
@@ -640,7 +644,7 @@ mod tests {
         one_problem(
             &format!("worker_threads = \"two\"\n{POOL_OK}"),
             1,
-            "worker_threads: invalid type: string \"two\", expected a whole number (0 or more)",
+            "worker_threads: invalid type: string \"two\", expected a whole number (1 to 256)",
         );
         one_problem(
             &format!("\nallow = \"10.0.0.0/8\"\n{POOL_OK}"),
