@@ -133,6 +133,11 @@ impl ServerHealth {
         }
     }
 
+    /// True right after the first failure since the server last answered.
+    fn is_first_failure(&self) -> bool {
+        self.failures.get() == 1 && !self.reported.get() && self.down_until.get().is_none()
+    }
+
     /// Counts a failure; returns true when this one marked the server down and it was
     /// not reported down before (so the log says it once per outage).
     fn record_failure(&self, settings: &LinkSettings, reason: &str) -> bool {
@@ -654,6 +659,16 @@ impl Link {
         if !expected {
             if self.health.record_failure(&self.settings, reason) {
                 tracing::warn!(server = %self.key.addr, reason, "server marked down");
+            } else if self.health.is_first_failure() && !is_handshake_refusal(reason) {
+                // Said at the first failure, not only once marked down: with little traffic
+                // `server_failure_limit` failures can take long, and until then clients
+                // get errors the log would not explain. (A refused handshake has its own
+                // error line.)
+                tracing::warn!(
+                    server = %self.key.addr, reason,
+                    limit = self.settings.server_failure_limit,
+                    "backend connection failed; `limit` failures in a row take the server out of use"
+                );
             } else {
                 tracing::debug!(server = %self.key.addr, reason, "backend connection failed");
             }

@@ -246,9 +246,10 @@ fn a_request_after_a_slow_info_is_not_timed_out() {
         .find(|k| predixy_group_of(k, 2) == 0)
         .expect("a key of the first group");
     assert_eq!(masters[0].cmd(&["SET", &key, "v"]), Reply::ok());
-    // The pauses run at once: the first master answers INFO after 0.9 s, the second 0.9 s
-    // after it is asked (inside its 1 s), 1.8 s after the read.
-    for (m, ms) in masters.iter().zip(["900", "1800"]) {
+    // The pauses run at once: the first master answers INFO after 0.6 s, the second 0.6 s
+    // after it is asked (well inside its 1 s, so a loaded machine does not time it out),
+    // 1.2 s after the read (past 1 s: a GET timed from the read would fail).
+    for (m, ms) in masters.iter().zip(["600", "1200"]) {
         assert_eq!(m.cmd(&["CLIENT", "PAUSE", ms, "ALL"]), Reply::ok());
     }
     let mut c = p.conn();
@@ -267,4 +268,33 @@ fn a_request_after_a_slow_info_is_not_timed_out() {
     let got = c.read_reply().expect("GET reply");
     assert_eq!(got, Reply::Bulk(b"v".to_vec()), "{}", p.logs());
     assert!(!p.logs().contains("marked down"), "{}", p.logs());
+}
+
+/// A master Sentinel names but redmux cannot reach (nothing listens there, as with a wrong
+/// announce address): the first failed request is explained in the log at once, not only
+/// after `server_failure_limit` failures, and the client's error names the server.
+#[test]
+fn an_unreachable_master_is_logged_at_the_first_failure() {
+    let dead_port = free_port();
+    let sentinel = Sentinel::start(GROUP, dead_port, 1);
+    let port = free_port();
+    let proxy = Redmux::start(
+        &redmux_toml(port, &[sentinel.addr()], GROUP, "server_failure_limit = 10"),
+        "toml",
+    );
+    let dead = format!("127.0.0.1:{dead_port}");
+    must_wait(Duration::from_secs(10), "redmux to know the master", || {
+        proxy_master(&proxy, GROUP).is_some_and(|m| m == dead)
+    });
+    let r = proxy.cmd(&["SET", "k", "v"]);
+    println!("[unreachable master] client sees: {r}");
+    assert!(
+        r.error_message().is_some_and(|e| e.contains(&dead)),
+        "the error names the server: {r}"
+    );
+    must_wait(Duration::from_secs(5), "the failure logged", || {
+        proxy.logs().lines().any(|l| {
+            l.contains("WARN") && l.contains("backend connection failed") && l.contains(&dead)
+        })
+    });
 }
