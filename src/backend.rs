@@ -14,7 +14,7 @@
 //! owned by one session, without the request timeout, and for subscriptions in
 //! passthrough mode: every frame read goes straight to the client.
 
-use crate::backend_tls::BackendStream;
+use crate::backend_tls::{describe_alert, BackendStream};
 use crate::protocol::{encode_request, ReplyScanner};
 use crate::session::ClientShared;
 use crate::topology::ServerAddr;
@@ -420,10 +420,10 @@ impl Link {
         let replies = match tokio::time::timeout(limit, exchange).await {
             Err(_) => return Err("handshake timed out".into()),
             // A refused client certificate shows up here, on the first read.
-            Ok(Err(e)) if self.settings.tls.is_some() && e.contains("alert") => {
-                return Err(crate::backend_tls::describe_alert(&e));
+            Ok(Err(e)) => {
+                let alert = self.settings.tls.as_ref().and_then(|_| describe_alert(&e));
+                return Err(alert.unwrap_or_else(|| format!("handshake failed: {e}")));
             }
-            Ok(Err(e)) => return Err(format!("handshake failed: {e}")),
             Ok(Ok(r)) => r,
         };
         for reply in replies {

@@ -106,22 +106,25 @@ pub enum BackendStream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
-/// A read or write error on a TLS connection, as the operator should read it. With TLS 1.3
-/// a server that refuses the client's certificate (or its absence) says so with an alert
-/// after the handshake, on the first read; such an error starts with "TLS handshake
-/// failed" like one during the handshake, and says what to change.
-pub fn describe_alert(e: &str) -> String {
+/// A read error on a TLS connection that is the server's alert, as the operator should read
+/// it; `None` for any other error. With TLS 1.3 a server that refuses the client's
+/// certificate (or its absence) says so with an alert after the handshake, on the first
+/// read; the text starts with "TLS handshake failed" like a failure during the handshake,
+/// and says what to change.
+pub fn describe_alert(e: &str) -> Option<String> {
     if !e.contains("alert") {
-        e.to_string()
+        None
     } else if e.contains("CertificateRequired") {
-        format!(
+        Some(format!(
             "TLS handshake failed: the server wants a client certificate \
              (tls_cert and tls_key of the pool): {e}"
-        )
+        ))
     } else if e.contains("Certificate") || e.contains("UnknownCA") {
-        format!("TLS handshake failed: the server refused the client certificate: {e}")
+        Some(format!(
+            "TLS handshake failed: the server refused the client certificate: {e}"
+        ))
     } else {
-        format!("TLS handshake failed: {e}")
+        Some(format!("TLS handshake failed: {e}"))
     }
 }
 

@@ -597,12 +597,16 @@ pub(crate) fn validate(cfg: &Config, lines: &SourceLines) -> Vec<ConfigProblem> 
     problems
 }
 
+/// The worker threads a config may ask for, and how errors say so.
+const WORKER_THREADS: std::ops::RangeInclusive<usize> = 1..=256;
+const WORKER_THREADS_TEXT: &str = "1 to 256";
+
 fn check_top(cfg: &Config, lines: &SourceLines, out: &mut Vec<ConfigProblem>) {
-    if !(1..=256).contains(&cfg.worker_threads) {
+    if !WORKER_THREADS.contains(&cfg.worker_threads) {
         out.push(ConfigProblem::new(
             lines.worker_threads,
             format!(
-                "worker threads {} out of range (expected 1 to 256)",
+                "worker threads {} out of range (expected {WORKER_THREADS_TEXT})",
                 cfg.worker_threads
             ),
         ));

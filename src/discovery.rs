@@ -136,7 +136,7 @@ impl Discovery {
                 let query = query_sentinel(&pool, tls.as_deref(), &addr);
                 tokio::time::timeout(SENTINEL_TIMEOUT * 2, query)
                     .await
-                    .unwrap_or_else(|_| Err("timed out".into()))
+                    .unwrap_or_else(|_| Err(SentinelFailure::Unreachable("timed out".into())))
             }));
         }
         let mut reports = Vec::new();
@@ -149,30 +149,17 @@ impl Discovery {
                     reports.push(groups);
                     self.learn_sentinels(peers);
                 }
-                Ok(Err(e)) => {
-                    let hint = if e.starts_with("sentinel refused the password")
-                        || e.starts_with("sentinel requires a password")
-                    {
-                        Some("check `sentinel_password`/`sentinel_user`")
-                    } else if e.starts_with("TLS handshake failed") {
-                        Some("check `sentinel_tls`, `tls_ca`, `tls_cert` and `tls_key`")
-                    } else if e.starts_with("sentinel answered an error") {
-                        Some("is this address a Sentinel?")
-                    } else {
-                        None
-                    };
-                    match hint {
-                        Some(hint) => {
-                            if self.refused.borrow_mut().insert(addr.clone()) {
-                                tracing::error!(sentinel = %addr, error = %e, "{hint}");
-                            }
-                        }
-                        None => {
-                            tracing::debug!(sentinel = %addr, error = %e, "sentinel did not answer");
-                            unexplained.push(format!("{addr}: {e}"));
+                Ok(Err(e)) => match e.hint() {
+                    Some(hint) => {
+                        if self.refused.borrow_mut().insert(addr.clone()) {
+                            tracing::error!(sentinel = %addr, error = %e, "{hint}");
                         }
                     }
-                }
+                    None => {
+                        tracing::debug!(sentinel = %addr, error = %e, "sentinel did not answer");
+                        unexplained.push(format!("{addr}: {e}"));
+                    }
+                },
                 Err(_) => {}
             }
         }
@@ -283,14 +270,14 @@ impl Discovery {
         // A refused subscription was logged (once, until one succeeds).
         let mut refused = false;
         loop {
-            let result = self.subscribe_once(&addr, &connected).await;
-            let error = result.err().unwrap_or_default();
+            // It returns only with a failure: the subscription is followed until then.
+            let Err(error) = self.subscribe_once(&addr, &connected).await;
             let mut delay = RESUBSCRIBE_DELAY;
             if connected.replace(false) {
                 refused = false;
                 self.stats.sentinel_lost();
                 tracing::warn!(sentinel = %addr, error = %error, "sentinel connection lost");
-            } else if error.starts_with("sentinel answered an error") {
+            } else if matches!(error, SentinelFailure::Refused(_)) {
                 // Answered, but not subscribed (an ACL user without pub/sub rights gets
                 // NOPERM): polling still works, so only events are lost. A password
                 // refusal is the refresh's to log: it gets the same answer.
@@ -315,16 +302,15 @@ impl Discovery {
         &self,
         addr: &str,
         connected: &std::cell::Cell<bool>,
-    ) -> Result<(), String> {
-        let mut stream = connect_sentinel(&self.pool, self.tls.as_deref(), addr).await?;
+    ) -> Result<std::convert::Infallible, SentinelFailure> {
+        let tls = self.tls.as_deref();
+        let mut stream = connect_sentinel(&self.pool, tls, addr).await?;
         let mut req = BytesMut::new();
         encode_request(&mut req, &[b"PSUBSCRIBE", b"*"]);
-        stream.write_all(&req).await.map_err(|e| e.to_string())?;
-        stream.flush().await.map_err(|e| e.to_string())?;
-        let reply = read_replies(&mut stream, 1).await?;
+        let reply = exchange(&mut stream, tls, &req, 1).await?;
         if let Some(text) = reply[0].strip_prefix(b"-") {
-            // Logged by the next refresh, which gets the same answer.
-            return Err(sentinel_error_reply(text));
+            // A password refusal is logged by the next refresh, which gets the same answer.
+            return Err(SentinelFailure::from_reply(text));
         }
         connected.set(true);
         self.stats.sentinel_up();
@@ -334,15 +320,19 @@ impl Discovery {
         let mut buf = BytesMut::with_capacity(4096);
         let mut scanner = crate::protocol::ReplyScanner::new();
         loop {
-            while let Some(len) = scanner.scan(&buf).map_err(|e| e.to_string())? {
+            let unreachable = |e: String| SentinelFailure::Unreachable(e);
+            while let Some(len) = scanner.scan(&buf).map_err(|e| unreachable(e.to_string()))? {
                 let frame = buf.split_to(len).freeze();
                 if let Ok(Value::Array(items)) = Value::parse(&frame) {
                     self.on_event(&items);
                 }
             }
-            let n = stream.read_buf(&mut buf).await.map_err(|e| e.to_string())?;
+            let n = stream
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
             if n == 0 {
-                return Err("connection closed".into());
+                return Err(unreachable("connection closed".into()));
             }
         }
     }
@@ -548,17 +538,18 @@ async fn connect_sentinel(
     pool: &SentinelPoolConfig,
     tls: Option<&BackendTls>,
     addr: &str,
-) -> Result<BackendStream, String> {
+) -> Result<BackendStream, SentinelFailure> {
     let tcp = tokio::time::timeout(SENTINEL_TIMEOUT, TcpStream::connect(addr))
         .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| SentinelFailure::Unreachable("connect timed out".into()))?
+        .map_err(|e| SentinelFailure::Unreachable(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let mut stream = match tls {
         None => BackendStream::Plain(tcp),
         Some(tls) => tokio::time::timeout(SENTINEL_TIMEOUT, tls.handshake(tcp, addr))
             .await
-            .map_err(|_| "TLS handshake failed: timed out".to_string())??,
+            .map_err(|_| SentinelFailure::Tls("TLS handshake failed: timed out".into()))?
+            .map_err(SentinelFailure::Tls)?,
     };
     if let Some(pw) = &pool.sentinel_password {
         let mut req = BytesMut::new();
@@ -566,39 +557,86 @@ async fn connect_sentinel(
             Some(u) => encode_request(&mut req, &[b"AUTH", u.as_bytes(), pw.as_bytes()]),
             None => encode_request(&mut req, &[b"AUTH", pw.as_bytes()]),
         }
-        stream.write_all(&req).await.map_err(|e| e.to_string())?;
-        stream.flush().await.map_err(|e| e.to_string())?;
-        let reply = read_replies(&mut stream, 1)
-            .await
-            .map_err(|e| tls_error(tls, e))?;
+        let reply = exchange(&mut stream, tls, &req, 1).await?;
         if reply[0].first() == Some(&b'-') {
-            return Err(format!(
+            return Err(SentinelFailure::Password(format!(
                 "sentinel refused the password: {}",
                 String::from_utf8_lossy(&reply[0]).trim_end()
-            ));
+            )));
         }
     }
     Ok(stream)
 }
 
-/// What a Sentinel's error reply (without its `-`) means for the operator.
-fn sentinel_error_reply(text: &[u8]) -> String {
-    let text = String::from_utf8_lossy(text).trim_end().to_string();
-    if text.starts_with("NOAUTH") {
-        format!("sentinel requires a password: {text}")
-    } else if text.starts_with("WRONGPASS") {
-        format!("sentinel refused the password: {text}")
-    } else {
-        format!("sentinel answered an error: {text}")
+/// Why a Sentinel could not be used, sorted by what the operator has to change.
+#[derive(Debug)]
+enum SentinelFailure {
+    /// A password is wanted (NOAUTH) or refused (WRONGPASS, or an error to AUTH).
+    Password(String),
+    /// The TLS handshake failed, or the server refused the client certificate.
+    Tls(String),
+    /// An error reply about the whole connection: not a Sentinel, or no rights (NOPERM).
+    Refused(String),
+    /// Not reachable: refused or timed-out connect, a closed or broken connection.
+    Unreachable(String),
+}
+
+impl SentinelFailure {
+    /// What to check, for the failures that trying again will not mend.
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            SentinelFailure::Password(_) => Some("check `sentinel_password`/`sentinel_user`"),
+            SentinelFailure::Tls(_) => {
+                Some("check `sentinel_tls`, `tls_ca`, `tls_cert` and `tls_key`")
+            }
+            SentinelFailure::Refused(_) => Some("is this address a Sentinel?"),
+            SentinelFailure::Unreachable(_) => None,
+        }
+    }
+
+    /// A Sentinel's error reply (without its `-`).
+    fn from_reply(text: &[u8]) -> SentinelFailure {
+        let text = String::from_utf8_lossy(text).trim_end().to_string();
+        if text.starts_with("NOAUTH") {
+            SentinelFailure::Password(format!("sentinel requires a password: {text}"))
+        } else if text.starts_with("WRONGPASS") {
+            SentinelFailure::Password(format!("sentinel refused the password: {text}"))
+        } else {
+            SentinelFailure::Refused(format!("sentinel answered an error: {text}"))
+        }
+    }
+
+    /// An I/O error; over TLS, a refused client certificate arrives as one.
+    fn from_io(tls: Option<&BackendTls>, e: String) -> SentinelFailure {
+        match tls.and_then(|_| crate::backend_tls::describe_alert(&e)) {
+            Some(alert) => SentinelFailure::Tls(alert),
+            None => SentinelFailure::Unreachable(e),
+        }
     }
 }
 
-/// A read error on a Sentinel connection; over TLS, a refused client certificate is named.
-fn tls_error(tls: Option<&BackendTls>, e: String) -> String {
-    match tls {
-        Some(_) => crate::backend_tls::describe_alert(&e),
-        None => e,
+impl std::fmt::Display for SentinelFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SentinelFailure::Password(e)
+            | SentinelFailure::Tls(e)
+            | SentinelFailure::Refused(e)
+            | SentinelFailure::Unreachable(e) => f.write_str(e),
+        }
     }
+}
+
+/// Writes `req` and reads `count` replies.
+async fn exchange(
+    stream: &mut BackendStream,
+    tls: Option<&BackendTls>,
+    req: &[u8],
+    count: usize,
+) -> Result<Vec<bytes::Bytes>, SentinelFailure> {
+    let io = |e: String| SentinelFailure::from_io(tls, e);
+    stream.write_all(req).await.map_err(|e| io(e.to_string()))?;
+    stream.flush().await.map_err(|e| io(e.to_string()))?;
+    read_replies(stream, count).await.map_err(io)
 }
 
 /// Asks one Sentinel about every group: master, usable replicas, and its peers.
@@ -606,7 +644,7 @@ async fn query_sentinel(
     pool: &SentinelPoolConfig,
     tls: Option<&BackendTls>,
     addr: &str,
-) -> Result<(Vec<GroupReport>, Vec<String>), String> {
+) -> Result<(Vec<GroupReport>, Vec<String>), SentinelFailure> {
     let mut stream = connect_sentinel(pool, tls, addr).await?;
     let mut req = BytesMut::new();
     for g in &pool.groups {
@@ -615,31 +653,27 @@ async fn query_sentinel(
         encode_request(&mut req, &[b"SENTINEL", b"replicas", name]);
         encode_request(&mut req, &[b"SENTINEL", b"sentinels", name]);
     }
-    stream.write_all(&req).await.map_err(|e| e.to_string())?;
-    stream.flush().await.map_err(|e| e.to_string())?;
-    let replies = read_replies(&mut stream, pool.groups.len() * 3)
-        .await
-        .map_err(|e| tls_error(tls, e))?;
+    let replies = exchange(&mut stream, tls, &req, pool.groups.len() * 3).await?;
     let mut groups = Vec::new();
     let mut peers = Vec::new();
     for chunk in replies.chunks(3) {
         let mut known = !matches!(Value::parse(&chunk[0]), Ok(Value::Null));
         if let Some(text) = chunk[0].strip_prefix(b"-") {
-            let e = sentinel_error_reply(text);
-            if !e.starts_with("sentinel answered an error")
-                || e.contains("NOPERM")
-                || e.contains("unknown command")
-            {
-                // About the whole connection, not this group.
-                return Err(e);
+            match SentinelFailure::from_reply(text) {
+                // About this group only (an old Sentinel's IDONTKNOW): no vote from here.
+                SentinelFailure::Refused(e)
+                    if !e.contains("NOPERM") && !e.contains("unknown command") =>
+                {
+                    let group = pool
+                        .groups
+                        .get(groups.len())
+                        .map_or("?", |g| g.name.as_str());
+                    tracing::debug!(sentinel = %addr, group, error = %e, "no master named");
+                    known = true;
+                }
+                // About the whole connection.
+                whole => return Err(whole),
             }
-            // About this group only (an old Sentinel's IDONTKNOW): no vote from here.
-            let group = pool
-                .groups
-                .get(groups.len())
-                .map_or("?", |g| g.name.as_str());
-            tracing::debug!(sentinel = %addr, group, error = %e, "no master named");
-            known = true;
         }
         let master = Value::parse(&chunk[0]).ok().and_then(|v| match v {
             Value::Array(items) if items.len() == 2 => {

@@ -14,7 +14,10 @@ mod syntax;
 
 use std::collections::HashMap;
 
-use super::{validate, value, AuthEntry, Config, ConfigProblem, GroupConfig, SourceLines};
+use super::{
+    validate, value, AuthEntry, Config, ConfigProblem, GroupConfig, SourceLines,
+    WORKER_THREADS_TEXT,
+};
 use syntax::{Directive, Node};
 
 const TOP: &[&str] = &[
@@ -459,7 +462,7 @@ impl Loader {
                 self.lines.worker_threads = d.line;
                 let threads = |t: &str| {
                     value::parse_number(t)
-                        .map_err(|_| format!("bad number `{t}` (expected 1 to 256 threads)"))
+                        .map_err(|_| format!("bad number `{t}` (expected {WORKER_THREADS_TEXT})"))
                 };
                 if let Some(v) = self.value(S, d, threads) {
                     self.cfg.worker_threads = v;
@@ -804,13 +807,12 @@ impl Loader {
         };
         // `1m` is a millisecond to predixy (and so here), which is rarely what was meant.
         if let [text] = d.args.as_slice() {
-            let unit = text.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+            let (number, unit) = value::number_and_unit(text);
             if unit.eq_ignore_ascii_case("m") && self.cfg.ignored.len() < MAX_SHOWN {
                 let msg = format!(
-                    "`{} {text}` is {v:?}: predixy reads `m` as milliseconds (write `{}ms` \
-                     to say so; there is no minutes unit)",
-                    d.name,
-                    &text[..text.len() - 1]
+                    "`{} {text}` is {v:?}: predixy reads `m` as milliseconds (write \
+                     `{number}ms` to say so; there is no minutes unit)",
+                    d.name
                 );
                 self.cfg.ignored.push(ConfigProblem::new(d.line, msg));
             }

@@ -14,6 +14,7 @@ use toml::Spanned;
 
 use super::{
     validate, value, AuthEntry, AuthMode, Config, ConfigProblem, GroupConfig, SourceLines,
+    WORKER_THREADS_TEXT,
 };
 
 #[derive(Deserialize)]
@@ -264,7 +265,7 @@ fn decode_error(text: &str, line: usize, message: &str) -> String {
         .filter(|k| !k.is_empty() && !k.starts_with('[') && !k.starts_with('#'));
     // The one whole-number key whose range does not start at 0.
     if key == Some("worker_threads") {
-        message = message.replace("(0 or more)", "(1 to 256)");
+        message = message.replace("(0 or more)", &format!("({WORKER_THREADS_TEXT})"));
     }
     match key {
         Some(k) if !message.contains(&format!("`{k}`")) => format!("{k}: {message}"),

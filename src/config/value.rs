@@ -64,7 +64,7 @@ pub(super) fn parse_whole_seconds(text: &str) -> Result<Duration, String> {
 }
 
 /// A duration's digits (with any `.`) and the unit after them.
-fn number_and_unit(text: &str) -> (&str, &str) {
+pub(super) fn number_and_unit(text: &str) -> (&str, &str) {
     let t = text.trim();
     let digits_end = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
