@@ -207,9 +207,9 @@ pub struct Config {
     pub auth_failure_limit: u32,
     /// TLS on the client port; plain TCP when `None`.
     pub tls: Option<TlsConfig>,
-    /// Directives accepted without effect (predixy's logging and buffer tuning), as
-    /// warnings to show the operator: line and text.
-    pub ignored: Vec<ConfigProblem>,
+    /// What loads but deserves the operator's eye (predixy directives without effect here,
+    /// a duration in predixy's `m`): line and text, shown by `--check` and at start.
+    pub warnings: Vec<ConfigProblem>,
 }
 
 impl Default for Config {
@@ -232,7 +232,7 @@ impl Default for Config {
             client_output_buffer_limit_pubsub: 32 * 1024 * 1024,
             auth_failure_limit: 60,
             tls: None,
-            ignored: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -270,6 +270,10 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Problems (and warnings) shown for one file at most: a file that is not a config at all
+/// (a log given by mistake) gets a short answer, not one line per line of it.
+const MAX_SHOWN: usize = 100;
+
 /// A config file's bytes as text. Bytes that are not UTF-8 are a problem on their line,
 /// except in comment lines (`#` first), where they are replaced: predixy reads such files.
 fn config_text(bytes: Vec<u8>, toml: bool) -> Result<String, Vec<ConfigProblem>> {
@@ -287,15 +291,15 @@ fn config_text(bytes: Vec<u8>, toml: bool) -> Result<String, Vec<ConfigProblem>>
         .collect();
     let mut problems: Vec<ConfigProblem> = bad
         .iter()
-        .take(100)
+        .take(MAX_SHOWN)
         .map(|&line| ConfigProblem::new(line, "this line is not UTF-8 text"))
         .collect();
-    if bad.len() > 100 {
+    if bad.len() > MAX_SHOWN {
         problems.push(ConfigProblem::new(
-            bad[99],
+            bad[MAX_SHOWN - 1],
             format!(
                 "... and {} more lines that are not UTF-8 text",
-                bad.len() - 100
+                bad.len() - MAX_SHOWN
             ),
         ));
     }

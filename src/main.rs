@@ -60,7 +60,7 @@ fn main() -> ExitCode {
             eprintln!("{}: [tls]: {e}", path.display());
             return ExitCode::from(EXIT_CONFIG);
         }
-        for w in &config.ignored {
+        for w in &config.warnings {
             eprintln!("{}:{}: warning: {}", path.display(), w.line, w.message);
         }
         println!("{}: configuration is valid", path.display());
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     }
     let set_log_level = init_logging(&config);
     tracing::info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), "config loaded");
-    for w in &config.ignored {
+    for w in &config.warnings {
         tracing::warn!(config = %path.display(), line = w.line, "{}", w.message);
     }
     let reloader = Reloader {

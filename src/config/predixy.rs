@@ -15,7 +15,7 @@ mod syntax;
 use std::collections::HashMap;
 
 use super::{
-    validate, value, AuthEntry, Config, ConfigProblem, GroupConfig, SourceLines,
+    validate, value, AuthEntry, Config, ConfigProblem, GroupConfig, SourceLines, MAX_SHOWN,
     WORKER_THREADS_TEXT,
 };
 use syntax::{Directive, Node};
@@ -189,12 +189,12 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
             format!("... and {more} more problems after this line"),
         ));
     }
-    let ignored = loader.ignored_seen;
-    if ignored > MAX_SHOWN {
-        let last = loader.cfg.ignored.last().map_or(0, |p| p.line);
-        loader.cfg.ignored.push(ConfigProblem::new(
+    let warnings = loader.warnings_seen;
+    if warnings > MAX_SHOWN {
+        let last = loader.cfg.warnings.last().map_or(0, |p| p.line);
+        loader.cfg.warnings.push(ConfigProblem::new(
             last,
-            format!("... and {} more ignored directives", ignored - MAX_SHOWN),
+            format!("... and {} more warnings", warnings - MAX_SHOWN),
         ));
     }
     if problems.is_empty() {
@@ -203,10 +203,6 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<ConfigProblem>> {
         Err(problems)
     }
 }
-
-/// Problems (and warnings) shown for one file at most: a file that is not a config at all
-/// (a log given by mistake) gets a short answer, not one line per line of it.
-const MAX_SHOWN: usize = 100;
 
 /// The config being filled, the lines its values came from, and the problems so far.
 #[derive(Default)]
@@ -220,8 +216,8 @@ struct Loader {
     saw_other_pool: bool,
     /// Problems past [`MAX_SHOWN`], counted only.
     dropped: usize,
-    /// Ignored directives seen (warnings past [`MAX_SHOWN`] are counted only).
-    ignored_seen: usize,
+    /// Warnings given (those past [`MAX_SHOWN`] are counted only).
+    warnings_seen: usize,
     /// The first `Sentinels` block's line and password (empty for none).
     sentinels_password: Option<(usize, String)>,
     /// `KeyPrefix` of each Auth entry being read: predixy uses it only for the side
@@ -240,6 +236,14 @@ impl Loader {
         pool.databases = 1;
         loader.cfg.bind = std::net::SocketAddr::from(([0, 0, 0, 0], 7617));
         loader
+    }
+
+    /// A warning for the operator; counted past [`MAX_SHOWN`], kept up to it.
+    fn warn(&mut self, line: usize, message: String) {
+        self.warnings_seen += 1;
+        if self.cfg.warnings.len() < MAX_SHOWN {
+            self.cfg.warnings.push(ConfigProblem::new(line, message));
+        }
     }
 
     fn problem(&mut self, line: usize, message: impl Into<String>) {
@@ -399,11 +403,7 @@ impl Loader {
             } else {
                 self.one_value(d);
             }
-            self.ignored_seen += 1;
-            if self.cfg.ignored.len() < MAX_SHOWN {
-                let msg = format!("`{}` ignored: {why}", d.name);
-                self.cfg.ignored.push(ConfigProblem::new(d.line, msg));
-            }
+            self.warn(d.line, format!("`{}` ignored: {why}", d.name));
             return;
         }
         if let Some((_, why)) = UNSUPPORTED.iter().find(|(name, _)| *name == d.name) {
@@ -808,13 +808,13 @@ impl Loader {
         // `1m` is a millisecond to predixy (and so here), which is rarely what was meant.
         if let [text] = d.args.as_slice() {
             let (number, unit) = value::number_and_unit(text);
-            if unit.eq_ignore_ascii_case("m") && self.cfg.ignored.len() < MAX_SHOWN {
+            if unit.eq_ignore_ascii_case("m") {
                 let msg = format!(
                     "`{} {text}` is {v:?}: predixy reads `m` as milliseconds (write \
                      `{number}ms` to say so; there is no minutes unit)",
                     d.name
                 );
-                self.cfg.ignored.push(ConfigProblem::new(d.line, msg));
+                self.warn(d.line, msg);
             }
         }
         let pool = &mut self.cfg.sentinel_pool;
@@ -1106,8 +1106,8 @@ SentinelServerPool {
         );
         let cfg = parse(&text).expect("loads");
         assert_eq!(cfg.sentinel_pool.server_timeout, Duration::from_millis(1));
-        assert_eq!(cfg.ignored.len(), 1, "{:#?}", cfg.ignored);
-        let w = &cfg.ignored[0];
+        assert_eq!(cfg.warnings.len(), 1, "{:#?}", cfg.warnings);
+        let w = &cfg.warnings[0];
         assert!(
             w.message.starts_with("`ServerTimeout 1m` is 1ms:") && w.message.contains("`1ms`"),
             "{w:?}"
@@ -1123,17 +1123,17 @@ SentinelServerPool {
              {POOL_OK}"
         );
         let cfg = parse(&text).expect("loads");
-        let lines: Vec<usize> = cfg.ignored.iter().map(|w| w.line).collect();
-        assert_eq!(lines, [1, 2, 3, 4, 5, 6, 7, 8, 9], "{:#?}", cfg.ignored);
-        assert!(cfg.ignored[0]
+        let lines: Vec<usize> = cfg.warnings.iter().map(|w| w.line).collect();
+        assert_eq!(lines, [1, 2, 3, 4, 5, 6, 7, 8, 9], "{:#?}", cfg.warnings);
+        assert!(cfg.warnings[0]
             .message
             .starts_with("`Log` ignored: logs go to stderr"));
-        assert!(cfg.ignored[4].message.contains("`BufSize` ignored"));
+        assert!(cfg.warnings[4].message.contains("`BufSize` ignored"));
         // Only at the top level, where predixy has them.
         let inside = "SentinelServerPool {\n BufSize 4096\n Sentinels {\n + s1:26379\n }\n \
                       Group g1 {\n }\n}\n";
         one_problem(inside, 2, "`BufSize` belongs at the top level");
-        assert!(parse(POOL_OK).expect("loads").ignored.is_empty());
+        assert!(parse(POOL_OK).expect("loads").warnings.is_empty());
     }
 
     #[test]
@@ -1426,11 +1426,11 @@ SentinelServerPool {
         assert!(p[100].1.contains("and 99901 more problems"), "{:?}", p[100]);
         let text = format!("{}{POOL_OK}", "BufSize 1\n".repeat(1000));
         let cfg = parse(&text).expect("loads");
-        assert_eq!(cfg.ignored.len(), 101);
+        assert_eq!(cfg.warnings.len(), 101);
         assert!(
-            cfg.ignored[100].message.contains("and 900 more"),
+            cfg.warnings[100].message.contains("and 900 more"),
             "{:?}",
-            cfg.ignored[100]
+            cfg.warnings[100]
         );
     }
 }
